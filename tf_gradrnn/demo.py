@@ -1,0 +1,131 @@
+"""The project's demo: fit a student gradient-state RNN to a known teacher, save it and check it.
+
+Run it with `python -m tf_gradrnn.demo [--output DIR] [--epochs N]`.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_gradrnn.gradient_rnn import GradientRNN
+from tf_gradrnn.synthetic import teacher_sequences
+
+
+def build_student(features: int, units: int, hidden_units=(16, 16)) -> keras.Model:
+    """x: (batch, time, features) -> y: (batch, time)."""
+    inputs = keras.Input((None, features), name="x")
+    y = GradientRNN(units, hidden_units=hidden_units, return_sequences=True, name="gradient_rnn")(
+        inputs
+    )
+    outputs = keras.layers.Reshape((-1,), name="y")(y)
+    return keras.Model(inputs, outputs, name="student")
+
+
+def aligned_state_error(h_student: np.ndarray, h_teacher: np.ndarray) -> float:
+    """Relative error of the student's states after the best orthogonal map onto the teacher's.
+
+    States are identifiable only up to an orthogonal Q: F'(x, h) = F(x, Q h) gives the same
+    outputs with states Q^T h. Q is the orthogonal Procrustes solution.
+    """
+    a = h_student.reshape(-1, h_student.shape[-1]).astype(np.float64)
+    b = h_teacher.reshape(-1, h_teacher.shape[-1]).astype(np.float64)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    residual = a @ (u @ vt) - b
+    return float(np.linalg.norm(residual) / np.linalg.norm(b))
+
+
+def run(
+    output: Path,
+    epochs: int = 60,
+    n: int = 1024,
+    steps: int = 25,
+    seed: int = 0,
+    jit_compile: bool = True,
+) -> dict:
+    """Generates data, trains, evaluates, saves and reloads; returns the final numbers."""
+    keras.utils.set_random_seed(seed)
+    output.mkdir(parents=True, exist_ok=True)
+    data = teacher_sequences(n=n, steps=steps, features=3, units=4, seed=seed)
+    split = int(0.8 * n)
+    x_train, y_train = data.x[:split], data.y[:split]
+    x_val, y_val = data.x[split:], data.y[split:]
+    print(
+        f"data: {n} teacher sequences of {steps} steps, 3 features, 4 state units "
+        f"(train {split}, held out {n - split})"
+    )
+
+    model = build_student(features=3, units=4)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse", jit_compile=jit_compile)
+    start = time.perf_counter()
+    history = model.fit(
+        x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=32, verbose=2
+    )
+    train_seconds = time.perf_counter() - start
+    losses = history.history["loss"]
+    print(
+        f"train loss {losses[0]:.4g} -> {losses[-1]:.4g}; "
+        f"validation loss {history.history['val_loss'][-1]:.4g} ({train_seconds:.1f} s)"
+    )
+
+    y_pred = model.predict(x_val, verbose=0)
+    y_r2 = 1.0 - np.mean((y_pred - y_val) ** 2) / np.var(y_val)
+    student_cell = model.get_layer("gradient_rnn").cell
+    h = np.zeros((len(x_val), 4), x_val.dtype)
+    states = []
+    for t in range(steps):
+        _, (h,) = student_cell(x_val[:, t], [h])
+        h = np.asarray(h)
+        states.append(h)
+    state_error = aligned_state_error(np.stack(states, 1), data.h[split:])
+    print(
+        f"held-out match to the teacher: outputs R^2 = {y_r2:.4f}, "
+        f"states relative error (up to rotation) = {state_error:.3f}"
+    )
+
+    model_path = output / "student.keras"
+    model.save(model_path)
+    reloaded = keras.saving.load_model(model_path)
+    reload_diff = float(np.max(np.abs(reloaded.predict(x_val, verbose=0) - y_pred)))
+    if reload_diff != 0.0:
+        raise RuntimeError(f"the reloaded model differs from the trained one by {reload_diff}")
+    print(f"saved {model_path} and reloaded it: identical predictions")
+
+    if not losses[-1] < 0.1 * losses[0]:
+        raise RuntimeError(f"training did not converge: loss {losses[0]:.4g} -> {losses[-1]:.4g}")
+    return {
+        "first_loss": losses[0],
+        "final_loss": losses[-1],
+        "val_loss": history.history["val_loss"][-1],
+        "y_r2": float(y_r2),
+        "state_error": state_error,
+        "model_path": str(model_path),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("runs/demo"),
+        help="folder for the model and its exports (default: runs/demo)",
+    )
+    parser.add_argument("--epochs", type=int, default=60, help="training epochs (default: 60)")
+    parser.add_argument(
+        "--no-jit", dest="jit", action="store_false", help="train without XLA (default: XLA on)"
+    )
+    args = parser.parse_args(argv)
+    run(args.output, epochs=args.epochs, jit_compile=args.jit)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf.get_logger().setLevel("ERROR")
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""The gradient-state RNN cell: the next state is the gradient of a learned scalar."""
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from tf_gradrnn.mlp_potential import MLPPotential, validate_hidden_units
+from tf_gradrnn.scalar_gradient import value_and_gradient
+
+# Layers whose output for one sample depends on other samples of the batch. The batch-sum
+# trick behind the per-sample gradient (see `value_and_gradient`) is wrong for them.
+_SAMPLE_MIXING_LAYERS = (keras.layers.BatchNormalization,)
+_HALF_PRECISION = ("float16", "bfloat16")
+
+
+def validate_units(units) -> int:
+    """Returns `units` if it is a positive int, or raises ValueError."""
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise ValueError(f"units must be a positive integer, got {units!r}.")
+    return units
+
+
+def check_float_inputs(inputs, what: str = "inputs") -> None:
+    """Raises TypeError unless `inputs` is a floating-point tensor."""
+    dtype = tf.as_dtype(inputs.dtype)
+    if not dtype.is_floating:
+        raise TypeError(
+            f"GradientRNN {what} must be floating point (the state is a gradient with "
+            f"respect to them), got dtype {dtype.name}. Cast them, e.g. x.astype('float32')."
+        )
+
+
+def _refuse_sample_mixing(potential: keras.layers.Layer) -> None:
+    for layer in potential._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, _SAMPLE_MIXING_LAYERS):
+            raise ValueError(
+                f"The potential contains {type(layer).__name__} layer '{layer.name}', which "
+                "mixes samples of a batch in training mode; the per-sample gradient dF/dh "
+                "would then be wrong. Use LayerNormalization or no normalization instead."
+            )
+
+
+@keras.saving.register_keras_serializable(package="tf_gradrnn")
+class GradientRNNCell(keras.layers.Layer):
+    """An RNN cell whose next state is the gradient of a scalar network F.
+
+        y_t = F(x_t, h_{t-1})            x_t: (batch, features), y_t: (batch, 1)
+        h_t = dF/dh (x_t, h_{t-1})       h: (batch, units)
+
+    F is `potential`, applied to `concat([x_t, h_{t-1}], axis=-1)` of shape
+    `(batch, features + units)`. By default it is `MLPPotential(hidden_units, activation)`:
+    `Dense(u, activation)` for each `u` in `hidden_units`, then `Dense(1)`, with weights
+    `[W_1 (features + units, u_1), b_1, ..., w_out (u_L, 1), b_out]`.
+
+    dF/dh is computed in the forward pass by a nested, input-only `tf.GradientTape` of the
+    batch sum of F, which is each sample's own gradient because F treats samples
+    independently (see `tf_gradrnn.scalar_gradient.value_and_gradient`). A potential holding
+    BatchNormalization is refused for that reason; other sample-mixing layers cannot be
+    detected and give the gradient of the batch sum. Any enclosing tape (`model.fit`) sees
+    the inner backward pass, so the loss gradient includes the second-order terms
+    d(dF/dh)/dtheta through every state.
+
+    This implements the Keras 3 RNN cell contract (`state_size`, `output_size`,
+    `call(inputs, states)`, `get_initial_state`); wrap it in `keras.layers.RNN`, or use
+    `tf_gradrnn.GradientRNN`. Half-precision compute dtypes are refused: the state is a
+    gradient fed back `T` times, where float16 round-off compounds.
+
+    Args:
+        units: size of the state h, a positive int.
+        hidden_units: widths of the default potential's hidden layers (ignored when
+            `potential` is given).
+        activation: activation of the default potential (ignored when `potential` is given);
+            it must be twice differentiable for training, as `tanh` is.
+        potential: optional Keras layer or model mapping `(batch, features + units)` to
+            `(batch, 1)` or `(batch,)`. It is serialized with the cell. Its compute dtype must
+            equal the cell's.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: `(batch, features)` floating-point tensor.
+        states: `[h]` (or a bare `h`), `(batch, units)`.
+        training: passed to the potential.
+
+    Returns:
+        `(y, [h_next])` with `y: (batch, 1)` and `h_next: (batch, units)`.
+
+    Example:
+
+    ```python
+    cell = GradientRNNCell(units=8, hidden_units=(32, 32))
+    layer = keras.layers.RNN(cell, return_sequences=True)
+    y = layer(np.zeros((4, 10, 3), "float32"))  # (4, 10, 1)
+    ```
+    """
+
+    def __init__(
+        self,
+        units: int,
+        hidden_units: Sequence[int] = (64, 64),
+        activation="tanh",
+        potential: keras.layers.Layer | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if self.dtype_policy.compute_dtype in _HALF_PRECISION:
+            raise ValueError(
+                f"GradientRNNCell does not support the dtype policy "
+                f"'{self.dtype_policy.name}': its state is a gradient fed back at every step, "
+                "and half-precision round-off compounds over time. Give this layer "
+                "dtype='float32' (or 'float64') inside a mixed-precision model."
+            )
+        self.units = validate_units(units)
+        self.hidden_units = validate_hidden_units(hidden_units)
+        self.activation = keras.activations.get(activation)
+        self.user_potential = potential is not None
+        if potential is None:
+            potential = MLPPotential(
+                self.hidden_units,
+                self.activation,
+                dtype=self.dtype_policy,
+                name="potential",
+            )
+        elif not isinstance(potential, keras.layers.Layer):
+            raise TypeError(
+                f"potential must be a Keras layer or model, got {type(potential).__name__}."
+            )
+        _refuse_sample_mixing(potential)
+        self.potential = potential
+        self.state_size = self.units
+        self.output_size = 1
+        self.features = None
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(
+                "GradientRNNCell expects inputs of shape (batch, features) with a known "
+                f"feature size; got shape {input_shape}. A GradientRNN layer expects "
+                "(batch, time, features)."
+            )
+        if self.potential.compute_dtype != self.compute_dtype:
+            raise ValueError(
+                f"The potential computes in {self.potential.compute_dtype} but the cell in "
+                f"{self.compute_dtype}; give both the same dtype (e.g. dtype='float64')."
+            )
+        self.features = input_shape[-1]
+        if not self.potential.built:
+            self.potential.build((input_shape[0], self.features + self.units))
+
+    def call(self, inputs, states, training=None):
+        h = states[0] if isinstance(states, (list, tuple)) else states
+        check_float_inputs(inputs)
+        if inputs.shape[-1] != self.features:
+            raise ValueError(
+                f"GradientRNNCell was built for {self.features} input features, got inputs "
+                f"of shape {tuple(inputs.shape)}."
+            )
+        if h.shape.rank != 2 or h.shape[-1] != self.units:
+            raise ValueError(
+                f"GradientRNNCell expects a state of shape (batch, {self.units}), got "
+                f"{tuple(h.shape)}."
+            )
+
+        def potential_of_state(state):
+            return self.potential(tf.concat([inputs, state], axis=-1), training=training)
+
+        y, h_next = value_and_gradient(potential_of_state, h, wrt_name="state h")
+        return y[:, None], [h_next]
+
+    def get_initial_state(self, batch_size=None):
+        return [keras.ops.zeros((batch_size, self.units), dtype=self.compute_dtype)]
+
+    def get_config(self):
+        potential = None
+        if self.user_potential:
+            potential = keras.saving.serialize_keras_object(self.potential)
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "hidden_units": list(self.hidden_units),
+            "activation": keras.activations.serialize(self.activation),
+            "potential": potential,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("potential") is not None:
+            config["potential"] = keras.saving.deserialize_keras_object(config["potential"])
+        return cls(**config)
