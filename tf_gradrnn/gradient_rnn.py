@@ -4,6 +4,10 @@ from collections.abc import Sequence
 
 import keras
 
+# The time loop of keras.layers.RNN (masking, go_backwards, unroll), which Keras does not
+# export publicly; RNN.inner_loop calls the same function.
+from keras.src.backend import rnn as keras_rnn
+
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell, check_float_inputs
 
 
@@ -19,11 +23,17 @@ class GradientRNN(keras.layers.RNN):
     `keras.layers.Bidirectional` work as for any Keras RNN. Training differentiates through
     the inner gradient of every step (second order); see `GradientRNNCell`.
 
+    With the closed-form state gradient (the default for the built-in potential), the input
+    part of the first layer, `x_t W_1[:features] + b_1`, is computed for all steps in one
+    matmul before the time loop, as cuDNN does for LSTMs; only the h-dependent part stays in
+    the loop.
+
     Args:
         units: size of the state h.
         hidden_units: widths of the default potential's hidden layers.
         activation: activation of the default potential (twice differentiable, e.g. `tanh`).
         potential: optional Keras layer or model, `(batch, features + units) -> (batch, 1)`.
+        state_gradient: `"auto"`, `"closed_form"` or `"tape"`; see `GradientRNNCell`.
         return_sequences: return every `y_t`, `(batch, time, 1)`, instead of the last,
             `(batch, 1)`.
         return_state: also return the final state `h_T`, `(batch, units)`.
@@ -58,6 +68,7 @@ class GradientRNN(keras.layers.RNN):
         hidden_units: Sequence[int] = (64, 64),
         activation="tanh",
         potential: keras.layers.Layer | None = None,
+        state_gradient: str = "auto",
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,
@@ -71,6 +82,7 @@ class GradientRNN(keras.layers.RNN):
             hidden_units=hidden_units,
             activation=activation,
             potential=potential,
+            state_gradient=state_gradient,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="gradient_rnn_cell",
@@ -124,11 +136,32 @@ class GradientRNN(keras.layers.RNN):
                 )
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not self.cell.uses_closed_form:
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        project, value_and_gradient = self.cell.potential.closed_form_gradient(self.cell.features)
+
+        def step(projected, states):
+            y, h = value_and_gradient(projected, states[0])
+            return y[:, None], [h]
+
+        return keras_rnn(
+            step,
+            project(sequences),
+            list(initial_state),
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
     def get_config(self):
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
-        for key in ("units", "hidden_units", "activation", "potential"):
+        for key in ("units", "hidden_units", "activation", "potential", "state_gradient"):
             config[key] = cell_config[key]
         return config
 

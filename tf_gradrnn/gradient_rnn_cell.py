@@ -12,6 +12,7 @@ from tf_gradrnn.scalar_gradient import value_and_gradient
 # trick behind the per-sample gradient (see `value_and_gradient`) is wrong for them.
 _SAMPLE_MIXING_LAYERS = (keras.layers.BatchNormalization,)
 _HALF_PRECISION = ("float16", "bfloat16")
+STATE_GRADIENTS = ("auto", "closed_form", "tape")
 
 
 def validate_units(units) -> int:
@@ -61,6 +62,11 @@ class GradientRNNCell(keras.layers.Layer):
     the inner backward pass, so the loss gradient includes the second-order terms
     d(dF/dh)/dtheta through every state.
 
+    For the built-in `MLPPotential` (activations `tanh`, `sigmoid`, `softplus`, `linear`), dF/dh
+    is by default computed in closed form instead (back-propagation written out, see
+    `MLPPotential.closed_form_gradient`): the same numbers, fewer and larger operations, and
+    the enclosing tape differentiates it once rather than differentiating a tape.
+
     This implements the Keras 3 RNN cell contract (`state_size`, `output_size`,
     `call(inputs, states)`, `get_initial_state`); wrap it in `keras.layers.RNN`, or use
     `tf_gradrnn.GradientRNN`. Half-precision compute dtypes are refused: the state is a
@@ -75,6 +81,9 @@ class GradientRNNCell(keras.layers.Layer):
         potential: optional Keras layer or model mapping `(batch, features + units)` to
             `(batch, 1)` or `(batch,)`. It is serialized with the cell. Its compute dtype must
             equal the cell's.
+        state_gradient: how dF/dh is computed: `"closed_form"` (MLPPotential only), `"tape"`
+            (a nested `tf.GradientTape`, any potential) or `"auto"` (closed form when the
+            potential supports it, else the tape).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -100,6 +109,7 @@ class GradientRNNCell(keras.layers.Layer):
         hidden_units: Sequence[int] = (64, 64),
         activation="tanh",
         potential: keras.layers.Layer | None = None,
+        state_gradient: str = "auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -127,6 +137,19 @@ class GradientRNNCell(keras.layers.Layer):
             )
         _refuse_sample_mixing(potential)
         self.potential = potential
+        if state_gradient not in STATE_GRADIENTS:
+            raise ValueError(
+                f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}."
+            )
+        supported = isinstance(potential, MLPPotential) and potential.has_closed_form_gradient
+        if state_gradient == "closed_form" and not supported:
+            raise ValueError(
+                "state_gradient='closed_form' needs an MLPPotential with activation tanh, "
+                f"sigmoid, softplus or linear; got {type(potential).__name__} "
+                f"'{potential.name}'. Use state_gradient='tape' (or 'auto')."
+            )
+        self.state_gradient = state_gradient
+        self.uses_closed_form = supported and state_gradient != "tape"
         self.state_size = self.units
         self.output_size = 1
         self.features = None
@@ -162,10 +185,15 @@ class GradientRNNCell(keras.layers.Layer):
                 f"{tuple(h.shape)}."
             )
 
-        def potential_of_state(state):
-            return self.potential(tf.concat([inputs, state], axis=-1), training=training)
+        if self.uses_closed_form:
+            project, step = self.potential.closed_form_gradient(self.features)
+            y, h_next = step(project(inputs), h)
+        else:
 
-        y, h_next = value_and_gradient(potential_of_state, h, wrt_name="state h")
+            def potential_of_state(state):
+                return self.potential(tf.concat([inputs, state], axis=-1), training=training)
+
+            y, h_next = value_and_gradient(potential_of_state, h, wrt_name="state h")
         return y[:, None], [h_next]
 
     def get_initial_state(self, batch_size=None):
@@ -181,6 +209,7 @@ class GradientRNNCell(keras.layers.Layer):
             "hidden_units": list(self.hidden_units),
             "activation": keras.activations.serialize(self.activation),
             "potential": potential,
+            "state_gradient": self.state_gradient,
         }
 
     @classmethod

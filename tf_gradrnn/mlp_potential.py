@@ -1,8 +1,17 @@
 """The built-in scalar network F: a multilayer perceptron with one output."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
+import tensorflow as tf
+
+# d activation / dz, written with the activation's output `a` where that is cheaper.
+_DERIVATIVES: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
+    "tanh": lambda z, a: 1.0 - a * a,
+    "sigmoid": lambda z, a: a * (1.0 - a),
+    "softplus": lambda z, a: tf.sigmoid(z),
+    "linear": lambda z, a: tf.ones_like(z),
+}
 
 
 def validate_hidden_units(hidden_units: Sequence[int]) -> tuple[int, ...]:
@@ -29,6 +38,14 @@ class MLPPotential(keras.layers.Layer):
         a_0 = z                                     z: (batch, n)
         a_l = activation(a_{l-1} W_l + b_l)         W_l: (u_{l-1}, u_l), l = 1..L
         F(z) = a_L w_out + b_out                    w_out: (u_L, 1), F: (batch, 1)
+
+    For the activations `tanh`, `sigmoid`, `softplus` and `linear` it also offers dF/dz in
+    closed form (`closed_form_gradient`), back-propagation written out:
+
+        delta_L = act'(z_L) * w_out^T,   delta_l = (delta_{l+1} W_{l+1}^T) * act'(z_l),
+        dF/dz = delta_1 W_1^T
+
+    which an enclosing tape differentiates once, instead of differentiating a nested tape.
 
     Its weights come in the order `[W_1, b_1, ..., W_L, b_L, w_out, b_out]`, a public contract
     (`get_weights` / `set_weights`). For second-order training through `dF/dz` the activation
@@ -99,6 +116,64 @@ class MLPPotential(keras.layers.Layer):
         for layer in self.hidden_layers:
             z = layer(z)
         return self.output_layer(z)
+
+    @property
+    def has_closed_form_gradient(self) -> bool:
+        """Whether `closed_form_gradient` supports this potential's activation."""
+        return getattr(self.activation, "__name__", None) in _DERIVATIVES
+
+    def closed_form_gradient(self, features: int):
+        """Splits F(x, h) at column `features` of its input into two functions.
+
+            project(x) = x W_1[:features] + b_1           x: (..., features) -> p: (..., u_1)
+            value_and_gradient(p, h) = (F, dF/dh) at z = [x, h] with p = project(x)
+                                          p: (batch, u_1), h: (batch, m) -> (batch,), (batch, m)
+
+        where m = n - features is the size of the state part of z.
+
+        `project` is linear in x, so a recurrent layer applies it to a whole sequence in one
+        matmul before its time loop. The weights are read when this method is called.
+
+        Raises:
+            ValueError: if the activation has no closed-form derivative here.
+        """
+        name = getattr(self.activation, "__name__", repr(self.activation))
+        if name not in _DERIVATIVES:
+            raise ValueError(
+                f"MLPPotential has no closed-form gradient for activation '{name}'; "
+                f"supported: {sorted(_DERIVATIVES)}."
+            )
+        derivative = _DERIVATIVES[name]
+        first, rest = self.hidden_layers[0], self.hidden_layers[1:]
+        w_x = first.kernel[:features]
+        w_h = first.kernel[features:]
+        b_1 = first.bias
+        hidden = [(layer.kernel, layer.bias) for layer in rest]
+        w_out = self.output_layer.kernel[:, 0]
+        b_out = self.output_layer.bias[0]
+        activation = self.activation
+
+        def project(x):
+            flat = tf.reshape(x, [-1, features])
+            projected = tf.matmul(flat, w_x) + b_1
+            return tf.reshape(projected, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
+
+        def value_and_gradient(projected, h):
+            z = projected + tf.matmul(h, w_h)
+            a = activation(z)
+            layers = [(z, a)]
+            for kernel, bias in hidden:
+                z = tf.matmul(a, kernel) + bias
+                a = activation(z)
+                layers.append((z, a))
+            f = tf.linalg.matvec(a, w_out) + b_out
+            z, a = layers.pop()
+            delta = derivative(z, a) * w_out
+            for (kernel, _), (z, a) in zip(reversed(hidden), reversed(layers), strict=True):
+                delta = tf.matmul(delta, kernel, transpose_b=True) * derivative(z, a)
+            return f, tf.matmul(delta, w_h, transpose_b=True)
+
+        return project, value_and_gradient
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)[:-1] + (1,)
