@@ -1,0 +1,65 @@
+"""Smoke test of benchmarks/bench.py: a --quick run writes a complete report with real timings."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "bench.py"
+ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run_bench(args, tmp_path, timeout=120):
+    return subprocess.run(
+        [sys.executable, str(BENCH), *args],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def table_rows(report: str) -> list[list[str]]:
+    rows = [line.strip("|").split("|") for line in report.splitlines() if line.startswith("| tiny")]
+    return [[cell.strip() for cell in row] for row in rows]
+
+
+def test_quick_run_writes_report(tmp_path):
+    output = tmp_path / "RESULTS.md"
+    result = run_bench(["--quick", "--output", str(output)], tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = output.read_text()
+    for section in ("## Machine", "## Command", "## FLOP count", "## Matmul reference"):
+        assert section in report
+    assert "## Results" in report and "## Notes" in report
+    assert "f = 2*B*(D+H)*U + 2*B*U^2 + 2*B*U" in report
+    assert "--quick --output" in report
+    assert "GFLOP/s" in report.split("## Matmul reference")[1]
+
+    rows = table_rows(report)
+    # 2 modes x (naive, package jit_compile=False, package jit_compile=True)
+    assert len(rows) == 6, report
+    assert {row[1] for row in rows} == {"train", "infer"}
+    for row in rows:
+        median_ms, iqr_ms, ratio, gflops, _, first_call_s, peak_mb, diff = row[3:]
+        assert float(median_ms) > 0 and float(iqr_ms) >= 0 and float(ratio) > 0
+        assert float(gflops) > 0 and float(first_call_s) > 0 and float(peak_mb) >= 0
+        if "naive" not in row[2]:
+            # The package computes what the naive cell computes.
+            assert float(diff) < 1e-4, row
+    assert sum("(best)" in row[2] for row in rows) == 2
+    # The printed report is the written one.
+    assert "## Results" in result.stdout
+
+
+def test_gpu_without_gpu_exits_with_a_message(tmp_path):
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    result = run_bench(["--quick", "--device", "gpu"], tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "no GPU" in result.stderr
