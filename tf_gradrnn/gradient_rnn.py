@@ -139,15 +139,15 @@ class GradientRNN(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self.cell.uses_closed_form:
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        project, value_and_gradient = self.cell.potential.closed_form_gradient(self.cell.features)
+        closed = self.cell.potential.closed_form_gradient(self.cell.features)
 
         def step(projected, states):
-            y, h = value_and_gradient(projected, states[0])
+            y, h = closed.value_and_gradient(projected, states[0])
             return y[:, None], [h]
 
         return keras_rnn(
             step,
-            project(sequences),
+            closed.project(sequences),
             list(initial_state),
             go_backwards=self.go_backwards,
             mask=mask,

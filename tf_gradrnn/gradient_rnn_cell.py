@@ -186,8 +186,8 @@ class GradientRNNCell(keras.layers.Layer):
             )
 
         if self.uses_closed_form:
-            project, step = self.potential.closed_form_gradient(self.features)
-            y, h_next = step(project(inputs), h)
+            closed = self.potential.closed_form_gradient(self.features)
+            y, h_next = closed.value_and_gradient(closed.project(inputs), h)
         else:
 
             def potential_of_state(state):

@@ -1,16 +1,23 @@
 """The built-in scalar network F: a multilayer perceptron with one output."""
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
 
-# d activation / dz, written with the activation's output `a` where that is cheaper.
-_DERIVATIVES: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
-    "tanh": lambda z, a: 1.0 - a * a,
-    "sigmoid": lambda z, a: a * (1.0 - a),
-    "softplus": lambda z, a: tf.sigmoid(z),
-    "linear": lambda z, a: tf.ones_like(z),
+
+def _softplus_derivative(a):
+    # a = log(1 + e^z), so sigmoid(z) = 1 - e^(-a).
+    return -tf.math.expm1(-a)
+
+
+# act'(z), written with the activation's output a = act(z).
+_DERIVATIVES: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "tanh": lambda a: 1.0 - a * a,
+    "sigmoid": lambda a: a * (1.0 - a),
+    "softplus": _softplus_derivative,
+    "linear": tf.ones_like,
 }
 
 
@@ -29,6 +36,13 @@ def validate_hidden_units(hidden_units: Sequence[int]) -> tuple[int, ...]:
                 f"hidden_units must be positive integers, got {u!r} in {hidden_units!r}."
             )
     return units
+
+
+class ClosedForm(NamedTuple):
+    """The closed-form pieces of an `MLPPotential` (see `MLPPotential.closed_form_gradient`)."""
+
+    project: Callable
+    value_and_gradient: Callable
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -134,6 +148,9 @@ class MLPPotential(keras.layers.Layer):
         `project` is linear in x, so a recurrent layer applies it to a whole sequence in one
         matmul before its time loop. The weights are read when this method is called.
 
+        Returns:
+            `ClosedForm(project, value_and_gradient)`.
+
         Raises:
             ValueError: if the activation has no closed-form derivative here.
         """
@@ -159,21 +176,18 @@ class MLPPotential(keras.layers.Layer):
             return tf.reshape(projected, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
 
         def value_and_gradient(projected, h):
-            z = projected + tf.matmul(h, w_h)
-            a = activation(z)
-            layers = [(z, a)]
+            a = activation(projected + tf.matmul(h, w_h))
+            outputs = [a]
             for kernel, bias in hidden:
-                z = tf.matmul(a, kernel) + bias
-                a = activation(z)
-                layers.append((z, a))
+                a = activation(tf.matmul(a, kernel) + bias)
+                outputs.append(a)
             f = tf.linalg.matvec(a, w_out) + b_out
-            z, a = layers.pop()
-            delta = derivative(z, a) * w_out
-            for (kernel, _), (z, a) in zip(reversed(hidden), reversed(layers), strict=True):
-                delta = tf.matmul(delta, kernel, transpose_b=True) * derivative(z, a)
+            delta = derivative(outputs.pop()) * w_out
+            for (kernel, _), a in zip(reversed(hidden), reversed(outputs), strict=True):
+                delta = tf.matmul(delta, kernel, transpose_b=True) * derivative(a)
             return f, tf.matmul(delta, w_h, transpose_b=True)
 
-        return project, value_and_gradient
+        return ClosedForm(project, value_and_gradient)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)[:-1] + (1,)
