@@ -22,6 +22,7 @@ if _keras.backend.backend() != "tensorflow":
         "~/.keras/keras.json) before importing keras."
     )
 
+from tf_gradrnn.callbacks import NonFiniteGuard  # noqa: E402
 from tf_gradrnn.export import export_saved_model  # noqa: E402
 from tf_gradrnn.gradient_rnn import GradientRNN  # noqa: E402
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell  # noqa: E402
@@ -34,6 +35,7 @@ __all__ = [
     "GradientRNN",
     "GradientRNNCell",
     "MLPPotential",
+    "NonFiniteGuard",
     "export_saved_model",
     "value_and_gradient",
     "__version__",

@@ -10,6 +10,16 @@ from keras.src.backend import rnn as keras_rnn
 
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell, check_float_inputs
 
+# The cell's constructor arguments, which GradientRNN takes directly and saves as its own.
+_CELL_ARGUMENTS = (
+    "units",
+    "hidden_units",
+    "activation",
+    "potential",
+    "state_bound",
+    "state_gradient",
+)
+
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
 class GradientRNN(keras.layers.RNN):
@@ -33,6 +43,7 @@ class GradientRNN(keras.layers.RNN):
         hidden_units: widths of the default potential's hidden layers.
         activation: activation of the default potential (twice differentiable, e.g. `tanh`).
         potential: optional Keras layer or model, `(batch, features + units) -> (batch, 1)`.
+        state_bound: optional positive float; bounds the state smoothly, `h = b tanh(dF/dh / b)`.
         state_gradient: `"auto"`, `"closed_form"` or `"tape"`; see `GradientRNNCell`.
         return_sequences: return every `y_t`, `(batch, time, 1)`, instead of the last,
             `(batch, 1)`.
@@ -68,6 +79,7 @@ class GradientRNN(keras.layers.RNN):
         hidden_units: Sequence[int] = (64, 64),
         activation="tanh",
         potential: keras.layers.Layer | None = None,
+        state_bound: float | None = None,
         state_gradient: str = "auto",
         return_sequences: bool = False,
         return_state: bool = False,
@@ -82,6 +94,7 @@ class GradientRNN(keras.layers.RNN):
             hidden_units=hidden_units,
             activation=activation,
             potential=potential,
+            state_bound=state_bound,
             state_gradient=state_gradient,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
@@ -142,8 +155,8 @@ class GradientRNN(keras.layers.RNN):
         closed = self.cell.potential.closed_form_gradient(self.cell.features)
 
         def step(projected, states):
-            y, h = closed.value_and_gradient(projected, states[0])
-            return y[:, None], [h]
+            y, gradient = closed.value_and_gradient(projected, states[0])
+            return y[:, None], [self.cell.state_from_gradient(gradient)]
 
         return keras_rnn(
             step,
@@ -161,9 +174,7 @@ class GradientRNN(keras.layers.RNN):
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
-        for key in ("units", "hidden_units", "activation", "potential", "state_gradient"):
-            config[key] = cell_config[key]
-        return config
+        return {**config, **{key: cell_config[key] for key in _CELL_ARGUMENTS}}
 
     @classmethod
     def from_config(cls, config):

@@ -81,6 +81,10 @@ class GradientRNNCell(keras.layers.Layer):
         potential: optional Keras layer or model mapping `(batch, features + units)` to
             `(batch, 1)` or `(batch,)`. It is serialized with the cell. Its compute dtype must
             equal the cell's.
+        state_bound: optional positive float `b`. The state is then `h_t = b tanh(g_t / b)`
+            with `g_t = dF/dh`: equal to `g_t` for `|g_t| << b`, smooth, and never beyond `b`.
+            The recurrence's Jacobian is the Hessian of F in h, so without a bound a potential
+            that grows faster than quadratically in h can drive the state to overflow.
         state_gradient: how dF/dh is computed: `"closed_form"` (MLPPotential only), `"tape"`
             (a nested `tf.GradientTape`, any potential) or `"auto"` (closed form when the
             potential supports it, else the tape).
@@ -109,6 +113,7 @@ class GradientRNNCell(keras.layers.Layer):
         hidden_units: Sequence[int] = (64, 64),
         activation="tanh",
         potential: keras.layers.Layer | None = None,
+        state_bound: float | None = None,
         state_gradient: str = "auto",
         **kwargs,
     ):
@@ -148,6 +153,14 @@ class GradientRNNCell(keras.layers.Layer):
                 f"sigmoid, softplus or linear; got {type(potential).__name__} "
                 f"'{potential.name}'. Use state_gradient='tape' (or 'auto')."
             )
+        if state_bound is not None and (
+            isinstance(state_bound, bool)
+            or not isinstance(state_bound, int | float)
+            or not state_bound > 0
+            or state_bound == float("inf")
+        ):
+            raise ValueError(f"state_bound must be a positive finite number, got {state_bound!r}.")
+        self.state_bound = None if state_bound is None else float(state_bound)
         self.state_gradient = state_gradient
         self.uses_closed_form = supported and state_gradient != "tape"
         self.state_size = self.units
@@ -194,7 +207,13 @@ class GradientRNNCell(keras.layers.Layer):
                 return self.potential(tf.concat([inputs, state], axis=-1), training=training)
 
             y, h_next = value_and_gradient(potential_of_state, h, wrt_name="state h")
-        return y[:, None], [h_next]
+        return y[:, None], [self.state_from_gradient(h_next)]
+
+    def state_from_gradient(self, gradient):
+        """The next state from `gradient = dF/dh`: itself, or bounded by `state_bound`."""
+        if self.state_bound is None:
+            return gradient
+        return self.state_bound * tf.tanh(gradient / self.state_bound)
 
     def get_initial_state(self, batch_size=None):
         return [keras.ops.zeros((batch_size, self.units), dtype=self.compute_dtype)]
@@ -209,6 +228,7 @@ class GradientRNNCell(keras.layers.Layer):
             "hidden_units": list(self.hidden_units),
             "activation": keras.activations.serialize(self.activation),
             "potential": potential,
+            "state_bound": self.state_bound,
             "state_gradient": self.state_gradient,
         }
 

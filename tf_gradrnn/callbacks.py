@@ -1,0 +1,49 @@
+"""Training callbacks: stop a diverging run with an error that says where it diverged."""
+
+import math
+
+import keras
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, with an error naming the epoch and batch.
+
+    A state h_t = dF/dh can grow without bound (the recurrence's Jacobian is the Hessian of F
+    in h) until y or h overflow, and every weight becomes NaN after the next update. This
+    callback checks the loss after every batch; at the first NaN or Inf it restores the
+    weights the model had when the epoch began and raises `FloatingPointError`, so a run never
+    goes on silently with NaN weights. Keras' own `TerminateOnNaN` stops without an error and
+    leaves the NaN weights in the model.
+
+    Example:
+
+    ```python
+    model.fit(x, y, callbacks=[tf_gradrnn.NonFiniteGuard()])
+    ```
+    """
+
+    def __init__(self, monitor: str = "loss"):
+        super().__init__()
+        self.monitor = monitor
+        self._epoch = 0
+        self._weights = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._weights = self.model.get_weights()
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or math.isfinite(float(value)):
+            return
+        if self._weights is not None:
+            self.model.set_weights(self._weights)
+        raise FloatingPointError(
+            f"Training diverged: {self.monitor} is {float(value)} at epoch {self._epoch + 1}, "
+            f"batch {batch + 1}. The weights were restored to the start of epoch "
+            f"{self._epoch + 1}. Bound the state (GradientRNN(..., state_bound=...)), lower "
+            "the learning rate, or clip gradients."
+        )
+
+    def get_config(self):
+        return {"monitor": self.monitor}
