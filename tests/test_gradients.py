@@ -196,3 +196,33 @@ def test_gradients_agree_with_and_without_unroll(unroll):
         lambda w: reference.loss(w, x, target), layer.potential.get_weights()
     )
     assert reference.max_relative_error([g.numpy() for g in grads], numeric) < 1e-6
+
+
+@pytest.mark.parametrize("state_gradient", ["closed_form", "tape"])
+def test_first_order_only_equals_the_detached_computation(state_gradient):
+    # second_order=False must give exactly the gradient of the same loss with every state
+    # replaced by a constant: here, a loop of the exact cell with tf.stop_gradient on h.
+    first_order = make_layer(second_order=False, state_gradient=state_gradient)
+    exact = make_layer(state_gradient=state_gradient)
+    exact.set_weights(first_order.get_weights())
+    x, target = sample_inputs()
+    with tf.GradientTape() as tape:
+        y, _ = first_order(x)
+        loss = tf.reduce_sum((y[..., 0] - target) ** 2)
+    grads = tape.gradient(loss, first_order.potential.trainable_weights)
+    with tf.GradientTape() as tape:
+        h, ys = tf.zeros((BATCH, UNITS), tf.float64), []
+        for t in range(STEPS):
+            y_t, (h,) = exact.cell(x[:, t], [tf.stop_gradient(h)])
+            ys.append(y_t[:, 0])
+        loss_detached = tf.reduce_sum((tf.stack(ys, 1) - target) ** 2)
+    detached = tape.gradient(loss_detached, exact.potential.trainable_weights)
+    np.testing.assert_allclose(loss, loss_detached, rtol=1e-14)
+    for g, d in zip(grads, detached, strict=True):
+        np.testing.assert_allclose(g, d, rtol=1e-12, atol=1e-14)
+    # ... and it is not the exact gradient.
+    with tf.GradientTape() as tape:
+        y, _ = exact(x)
+        loss = tf.reduce_sum((y[..., 0] - target) ** 2)
+    exact_grads = tape.gradient(loss, exact.potential.trainable_weights)
+    assert reference.max_relative_error([g.numpy() for g in grads], exact_grads) > 1e-2

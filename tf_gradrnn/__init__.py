@@ -26,16 +26,21 @@ from tf_gradrnn.callbacks import NonFiniteGuard  # noqa: E402
 from tf_gradrnn.export import export_saved_model  # noqa: E402
 from tf_gradrnn.gradient_rnn import GradientRNN  # noqa: E402
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell  # noqa: E402
+from tf_gradrnn.hamiltonian_cell import HamiltonianCell  # noqa: E402
+from tf_gradrnn.hamiltonian_rnn import HamiltonianRNN  # noqa: E402
 from tf_gradrnn.mlp_potential import MLPPotential  # noqa: E402
-from tf_gradrnn.scalar_gradient import value_and_gradient  # noqa: E402
+from tf_gradrnn.scalar_gradient import ScalarGradient, value_and_gradient  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GradientRNN",
     "GradientRNNCell",
+    "HamiltonianCell",
+    "HamiltonianRNN",
     "MLPPotential",
     "NonFiniteGuard",
+    "ScalarGradient",
     "export_saved_model",
     "value_and_gradient",
     "__version__",

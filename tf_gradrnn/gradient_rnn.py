@@ -17,6 +17,7 @@ _CELL_ARGUMENTS = (
     "activation",
     "potential",
     "state_bound",
+    "second_order",
     "state_gradient",
 )
 
@@ -44,6 +45,8 @@ class GradientRNN(keras.layers.RNN):
         activation: activation of the default potential (twice differentiable, e.g. `tanh`).
         potential: optional Keras layer or model, `(batch, features + units) -> (batch, 1)`.
         state_bound: optional positive float; bounds the state smoothly, `h = b tanh(dF/dh / b)`.
+        second_order: `False` treats every state as a constant in training (cheaper, inexact);
+            see `GradientRNNCell`.
         state_gradient: `"auto"`, `"closed_form"` or `"tape"`; see `GradientRNNCell`.
         return_sequences: return every `y_t`, `(batch, time, 1)`, instead of the last,
             `(batch, 1)`.
@@ -80,6 +83,7 @@ class GradientRNN(keras.layers.RNN):
         activation="tanh",
         potential: keras.layers.Layer | None = None,
         state_bound: float | None = None,
+        second_order: bool = True,
         state_gradient: str = "auto",
         return_sequences: bool = False,
         return_state: bool = False,
@@ -95,6 +99,7 @@ class GradientRNN(keras.layers.RNN):
             activation=activation,
             potential=potential,
             state_bound=state_bound,
+            second_order=second_order,
             state_gradient=state_gradient,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),

@@ -6,11 +6,8 @@ import keras
 import tensorflow as tf
 
 from tf_gradrnn.mlp_potential import MLPPotential, validate_hidden_units
-from tf_gradrnn.scalar_gradient import value_and_gradient
+from tf_gradrnn.scalar_gradient import check_per_sample, value_and_gradient
 
-# Layers whose output for one sample depends on other samples of the batch. The batch-sum
-# trick behind the per-sample gradient (see `value_and_gradient`) is wrong for them.
-_SAMPLE_MIXING_LAYERS = (keras.layers.BatchNormalization,)
 _HALF_PRECISION = ("float16", "bfloat16")
 STATE_GRADIENTS = ("auto", "closed_form", "tape")
 
@@ -30,16 +27,6 @@ def check_float_inputs(inputs, what: str = "inputs") -> None:
             f"GradientRNN {what} must be floating point (the state is a gradient with "
             f"respect to them), got dtype {dtype.name}. Cast them, e.g. x.astype('float32')."
         )
-
-
-def _refuse_sample_mixing(potential: keras.layers.Layer) -> None:
-    for layer in potential._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, _SAMPLE_MIXING_LAYERS):
-            raise ValueError(
-                f"The potential contains {type(layer).__name__} layer '{layer.name}', which "
-                "mixes samples of a batch in training mode; the per-sample gradient dF/dh "
-                "would then be wrong. Use LayerNormalization or no normalization instead."
-            )
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -85,6 +72,12 @@ class GradientRNNCell(keras.layers.Layer):
             with `g_t = dF/dh`: equal to `g_t` for `|g_t| << b`, smooth, and never beyond `b`.
             The recurrence's Jacobian is the Hessian of F in h, so without a bound a potential
             that grows faster than quadratically in h can drive the state to overflow.
+        second_order: with `False`, each state is treated as a constant by enclosing tapes
+            (`tf.stop_gradient`): the forward pass is unchanged, but the loss gradient keeps
+            only the direct path through each `y_t = F(x_t, h_{t-1})` and drops everything
+            that flows through a state (the terms `d(dF/dh)/dtheta` and the dependence of
+            `h_{t-1}` on earlier steps and on `initial_state`). Cheaper, and not the gradient
+            of the loss; the default `True` is exact.
         state_gradient: how dF/dh is computed: `"closed_form"` (MLPPotential only), `"tape"`
             (a nested `tf.GradientTape`, any potential) or `"auto"` (closed form when the
             potential supports it, else the tape).
@@ -114,6 +107,7 @@ class GradientRNNCell(keras.layers.Layer):
         activation="tanh",
         potential: keras.layers.Layer | None = None,
         state_bound: float | None = None,
+        second_order: bool = True,
         state_gradient: str = "auto",
         **kwargs,
     ):
@@ -140,7 +134,7 @@ class GradientRNNCell(keras.layers.Layer):
             raise TypeError(
                 f"potential must be a Keras layer or model, got {type(potential).__name__}."
             )
-        _refuse_sample_mixing(potential)
+        check_per_sample(potential, "potential")
         self.potential = potential
         if state_gradient not in STATE_GRADIENTS:
             raise ValueError(
@@ -161,6 +155,7 @@ class GradientRNNCell(keras.layers.Layer):
         ):
             raise ValueError(f"state_bound must be a positive finite number, got {state_bound!r}.")
         self.state_bound = None if state_bound is None else float(state_bound)
+        self.second_order = bool(second_order)
         self.state_gradient = state_gradient
         self.uses_closed_form = supported and state_gradient != "tape"
         self.state_size = self.units
@@ -210,7 +205,10 @@ class GradientRNNCell(keras.layers.Layer):
         return y[:, None], [self.state_from_gradient(h_next)]
 
     def state_from_gradient(self, gradient):
-        """The next state from `gradient = dF/dh`: itself, or bounded by `state_bound`."""
+        """The next state from `gradient = dF/dh`: bounded by `state_bound` if set, and a
+        constant to enclosing tapes if `second_order` is False."""
+        if not self.second_order:
+            gradient = tf.stop_gradient(gradient)
         if self.state_bound is None:
             return gradient
         return self.state_bound * tf.tanh(gradient / self.state_bound)
@@ -229,6 +227,7 @@ class GradientRNNCell(keras.layers.Layer):
             "activation": keras.activations.serialize(self.activation),
             "potential": potential,
             "state_bound": self.state_bound,
+            "second_order": self.second_order,
             "state_gradient": self.state_gradient,
         }
 

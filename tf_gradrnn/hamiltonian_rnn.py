@@ -1,0 +1,174 @@
+"""The Hamiltonian RNN layer: `HamiltonianCell` run over a sequence by `keras.layers.RNN`."""
+
+from collections.abc import Sequence
+
+import keras
+import tensorflow as tf
+
+from tf_gradrnn.hamiltonian_cell import HamiltonianCell
+
+_CELL_KEYS = (
+    "coordinates",
+    "hidden_units",
+    "activation",
+    "hamiltonian",
+    "dt",
+    "integrator",
+    "substeps",
+    "implicit_iterations",
+    "control",
+    "observe",
+)
+
+
+@keras.saving.register_keras_serializable(package="tf_gradrnn")
+class HamiltonianRNN(keras.layers.RNN):
+    """A recurrent layer whose state (q, p) follows Hamilton's equations for a learned H.
+
+        (q_t, p_t) = symplectic step of size dt for H(q, p[, x_t]) from (q_{t-1}, p_{t-1})
+        y_t = q_t  or  [q_t, p_t]          x: (batch, time, features), q, p: (batch, d)
+
+    This is `keras.layers.RNN(HamiltonianCell(...))` with the cell's arguments taken directly
+    (see `HamiltonianCell` for the integrators and their cost), so `initial_state=`, masking,
+    `go_backwards`, `stateful` and `unroll` work as for any Keras RNN. The initial state
+    `[q_0, p_0]` is zero unless given; `y_t` is the state after step t, so `y_1` is already one
+    step of `dt` past `(q_0, p_0)`. Training with `model.fit` on observed trajectories
+    differentiates through every gradient of H (second order).
+
+    Args:
+        coordinates: d, the number of coordinates q and of momenta p.
+        hidden_units: widths of the default H's hidden layers.
+        activation: activation of the default H (twice differentiable, e.g. `tanh`).
+        hamiltonian: optional Keras layer or model, `(batch, 2d [+ features]) -> (batch, 1)`.
+        dt: time advanced per step of the sequence.
+        integrator: `"leapfrog"` or `"symplectic_euler"`.
+        substeps: integrator steps per step of the sequence.
+        implicit_iterations: fixed-point sweeps of the implicit equations (exact at 1 for a
+            separable H).
+        control: whether H also takes x_t (else x only sets the number of steps).
+        observe: `"q"` (outputs `(batch, time, d)`) or `"qp"` (`(batch, time, 2d)`).
+        return_sequences: return every `y_t` instead of the last.
+        return_state: also return the final `q_T`, `p_T`.
+        go_backwards, stateful, unroll: as for `keras.layers.RNN`.
+        **kwargs: base `keras.layers.RNN` / `Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        sequences: `(batch, time, features)` floating-point tensor.
+        initial_state: optional `[q_0, p_0]`, each `(batch, d)`.
+        mask: optional `(batch, time)` boolean tensor; masked steps keep the state.
+        training: passed to H.
+
+    Returns:
+        `y` as above, followed by `q_T, p_T` when `return_state=True`.
+
+    Example:
+
+    ```python
+    layer = HamiltonianRNN(1, hidden_units=(64, 64), dt=0.1, return_sequences=True)
+    q = layer(np.zeros((8, 30, 1), "float32"), initial_state=[q0, p0])  # (8, 30, 1)
+    ```
+
+    References:
+        Chen, Zhang, Arjovsky, Bottou, "Symplectic Recurrent Neural Networks", ICLR 2020.
+    """
+
+    def __init__(
+        self,
+        coordinates: int,
+        hidden_units: Sequence[int] = (64, 64),
+        activation="tanh",
+        hamiltonian: keras.layers.Layer | None = None,
+        dt: float = 0.1,
+        integrator: str = "leapfrog",
+        substeps: int = 1,
+        implicit_iterations: int = 1,
+        control: bool = False,
+        observe: str = "q",
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        **kwargs,
+    ):
+        kwargs.pop("cell", None)
+        cell = HamiltonianCell(
+            coordinates,
+            hidden_units=hidden_units,
+            activation=activation,
+            hamiltonian=hamiltonian,
+            dt=dt,
+            integrator=integrator,
+            substeps=substeps,
+            implicit_iterations=implicit_iterations,
+            control=control,
+            observe=observe,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="hamiltonian_cell",
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            **kwargs,
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    @property
+    def coordinates(self) -> int:
+        return self.cell.coordinates
+
+    @property
+    def hamiltonian(self) -> keras.layers.Layer:
+        return self.cell.hamiltonian
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        sequences_shape = tuple(sequences_shape)
+        if len(sequences_shape) != 3 or sequences_shape[-1] is None:
+            raise ValueError(
+                "HamiltonianRNN expects inputs of shape (batch, time, features) with a known "
+                f"feature size; got shape {sequences_shape}."
+            )
+        super().build(sequences_shape, initial_state_shape)
+        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: sequences_shape[-1]})
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        dtype = tf.as_dtype(sequences.dtype)
+        if not dtype.is_floating:
+            raise TypeError(
+                f"HamiltonianRNN inputs must be floating point, got dtype {dtype.name}. "
+                "Cast them, e.g. x.astype('float32')."
+            )
+        if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
+                raise ValueError(
+                    "HamiltonianRNN initial_state must be a list [q0, p0] of two tensors of "
+                    f"shape (batch, {self.coordinates}), got {initial_state!r}."
+                )
+            for name, state in zip(("q0", "p0"), initial_state, strict=True):
+                shape = tuple(state.shape)
+                if len(shape) != 2 or shape[-1] != self.coordinates:
+                    raise ValueError(
+                        f"HamiltonianRNN initial_state {name} must have shape (batch, "
+                        f"{self.coordinates}), got {shape}."
+                    )
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        cell_config = self.cell.get_config()
+        for key in _CELL_KEYS:
+            config[key] = cell_config[key]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("hamiltonian") is not None:
+            config["hamiltonian"] = keras.saving.deserialize_keras_object(config["hamiltonian"])
+        return cls(**config)
