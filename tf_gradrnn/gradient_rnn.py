@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 import keras
+import tensorflow as tf
 
 # The time loop of keras.layers.RNN (masking, go_backwards, unroll), which Keras does not
 # export publicly; RNN.inner_loop calls the same function.
@@ -20,6 +21,16 @@ _CELL_ARGUMENTS = (
     "second_order",
     "state_gradient",
 )
+
+
+def _carry_last_unmasked(outputs, mask):
+    """Keras' masked outputs: a masked step repeats the last unmasked step's output (zeros
+    before the first one). `outputs: (batch, time, n)` holds zeros at masked steps."""
+    positions = tf.where(mask, tf.range(tf.shape(mask)[1])[None, :], -1)
+    # The running maximum over time: the last unmasked step so far, -1 before any.
+    last = tf.transpose(tf.scan(tf.maximum, tf.transpose(positions)))
+    carried = tf.gather(outputs, tf.maximum(last, 0), axis=1, batch_dims=1)
+    return tf.where((last >= 0)[..., None], carried, tf.zeros_like(carried))
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -48,6 +59,11 @@ class GradientRNN(keras.layers.RNN):
         second_order: `False` treats every state as a constant in training (cheaper, inexact);
             see `GradientRNNCell`.
         state_gradient: `"auto"`, `"closed_form"` or `"tape"`; see `GradientRNNCell`.
+        checkpoint_every: optional positive int `k`: run the time loop in chunks of `k` steps
+            and recompute each chunk in the backward pass (`tf.recompute_grad`), so training
+            keeps only the states between chunks instead of every step's intermediates. The
+            gradients are unchanged; training costs one more forward pass. Needs a known
+            number of time steps and the closed-form state gradient.
         return_sequences: return every `y_t`, `(batch, time, 1)`, instead of the last,
             `(batch, 1)`.
         return_state: also return the final state `h_T`, `(batch, units)`.
@@ -90,9 +106,18 @@ class GradientRNN(keras.layers.RNN):
         go_backwards: bool = False,
         stateful: bool = False,
         unroll: bool = False,
+        checkpoint_every: int | None = None,
         **kwargs,
     ):
         kwargs.pop("cell", None)
+        if checkpoint_every is not None and (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int)
+            or checkpoint_every <= 0
+        ):
+            raise ValueError(
+                f"checkpoint_every must be a positive integer or None, got {checkpoint_every!r}."
+            )
         cell = GradientRNNCell(
             units,
             hidden_units=hidden_units,
@@ -115,6 +140,7 @@ class GradientRNN(keras.layers.RNN):
             **kwargs,
         )
         self.input_spec = keras.layers.InputSpec(ndim=3)
+        self.checkpoint_every = checkpoint_every
 
     @property
     def units(self) -> int:
@@ -155,31 +181,87 @@ class GradientRNN(keras.layers.RNN):
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if not self.cell.uses_closed_form:
-            return super().inner_loop(sequences, initial_state, mask, training=training)
-        closed = self.cell.potential.closed_form_gradient(self.cell.features)
+        if self.checkpoint_every is None:
+            return self._time_loop(
+                sequences, initial_state, mask, training, self.go_backwards, self.return_sequences
+            )
+        return self._checkpointed_loop(sequences, initial_state, mask, training)
 
-        def step(projected, states):
-            y, gradient = closed.value_and_gradient(projected, states[0])
-            return y[:, None], [self.cell.state_from_gradient(gradient)]
+    def _time_loop(self, sequences, initial_state, mask, training, go_backwards, return_all):
+        """Keras' RNN loop over the cell, or over the closed form with the input part of the
+        first layer projected for all steps at once."""
+        if self.cell.uses_closed_form:
+            closed = self.cell.potential.closed_form_gradient(self.cell.features)
+            inputs = closed.project(sequences)
+
+            def step(projected, states):
+                y, gradient = closed.value_and_gradient(projected, states[0])
+                return y[:, None], [self.cell.state_from_gradient(gradient)]
+
+        else:
+            inputs = sequences
+
+            def step(x, states):
+                return self.cell(x, states, training=training)
 
         return keras_rnn(
             step,
-            closed.project(sequences),
+            inputs,
             list(initial_state),
-            go_backwards=self.go_backwards,
+            go_backwards=go_backwards,
             mask=mask,
             unroll=self.unroll,
-            input_length=sequences.shape[1],
+            input_length=inputs.shape[1],
             zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences,
+            return_all_outputs=return_all,
         )
+
+    def _checkpointed_loop(self, sequences, initial_state, mask, training):
+        """The time loop in chunks of `checkpoint_every` steps, each recomputed in the backward
+        pass: only the states between chunks are kept, at the cost of a second forward pass."""
+        steps = sequences.shape[1]
+        if steps is None:
+            raise ValueError(
+                "checkpoint_every needs a known number of time steps; give the Input a fixed "
+                "time dimension, e.g. keras.Input((T, features))."
+            )
+        if not self.cell.uses_closed_form:
+            # tf.recompute_grad runs its forward pass with every tape paused, the inner one too.
+            raise ValueError(
+                "checkpoint_every needs the closed-form state gradient (the built-in "
+                "MLPPotential with tanh, sigmoid, softplus or linear); a nested-tape potential "
+                "cannot run inside tf.recompute_grad."
+            )
+        if self.go_backwards:
+            sequences = tf.reverse(sequences, axis=[1])
+            mask = None if mask is None else tf.reverse(mask, axis=[1])
+
+        def chunk(x, h, *chunk_mask):
+            chunk_mask = tf.cast(chunk_mask[0], tf.bool) if chunk_mask else None
+            _, outputs, (h,) = self._time_loop(x, [h], chunk_mask, training, False, True)
+            return outputs, h
+
+        chunk = tf.recompute_grad(chunk)
+        h, pieces = initial_state[0], []
+        for start in range(0, steps, self.checkpoint_every):
+            window = slice(start, start + self.checkpoint_every)
+            extra = [] if mask is None else [tf.cast(mask[:, window], sequences.dtype)]
+            outputs, h = chunk(sequences[:, window], h, *extra)
+            pieces.append(outputs)
+        outputs = tf.concat(pieces, axis=1)
+        if mask is not None and not self.zero_output_for_mask:
+            outputs = _carry_last_unmasked(outputs, mask)
+        return outputs[:, -1], outputs, [h]
 
     def get_config(self):
         config = super().get_config()
         del config["cell"]
         cell_config = self.cell.get_config()
-        return {**config, **{key: cell_config[key] for key in _CELL_ARGUMENTS}}
+        return {
+            **config,
+            **{key: cell_config[key] for key in _CELL_ARGUMENTS},
+            "checkpoint_every": self.checkpoint_every,
+        }
 
     @classmethod
     def from_config(cls, config):
