@@ -1,6 +1,8 @@
 """The project's demo: fit a student gradient-state RNN to a known teacher, export and check it.
 
-Run it with `python -m tf_gradrnn.demo [--output DIR] [--epochs N] [--export-dir DIR]`.
+Run it with `tf-gradrnn demo` or `python -m tf_gradrnn.demo` (options: `--output DIR`,
+`--epochs N`, `--no-jit`, `--export-dir DIR`). It writes into `--output` (default `runs/demo`):
+`student.keras`, `loss.png`, `predictions.png` and the SavedModel `saved_model/<version>`.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_gradrnn import plots
 from tf_gradrnn.export import export_saved_model
 from tf_gradrnn.gradient_rnn import GradientRNN
 from tf_gradrnn.synthetic import teacher_sequences
@@ -86,7 +89,12 @@ def run(
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse", jit_compile=jit_compile)
     start = time.perf_counter()
     history = model.fit(
-        x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=32, verbose=2
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=32,
+        verbose=1 if sys.stdout.isatty() else 2,  # the progress bar, or one line per epoch
     )
     train_seconds = time.perf_counter() - start
     losses = history.history["loss"]
@@ -110,6 +118,10 @@ def run(
         f"states relative error (up to rotation) = {state_error:.3f}"
     )
 
+    loss_png, predictions_png = output / "loss.png", output / "predictions.png"
+    plots.loss_curve(history.history, loss_png, "student fitted to the teacher")
+    plots.prediction_plot(y_val, y_pred, None, predictions_png, title="held-out sequences")
+
     model_path = output / "student.keras"
     model.save(model_path)
     reloaded = keras.saving.load_model(model_path)
@@ -128,6 +140,14 @@ def run(
 
     if not losses[-1] < 0.1 * losses[0]:
         raise RuntimeError(f"training did not converge: loss {losses[0]:.4g} -> {losses[-1]:.4g}")
+    written = {
+        model_path: "the trained Keras model",
+        loss_png: "train and validation loss per epoch",
+        predictions_png: "held-out predictions against the teacher's outputs",
+        version_dir: "the SavedModel for TF Serving (one version folder)",
+    }
+    width = max(len(str(path)) for path in written)
+    print("wrote:\n" + "\n".join(f"  {str(p).ljust(width)}  {what}" for p, what in written.items()))
     return {
         "first_loss": losses[0],
         "final_loss": losses[-1],
@@ -135,23 +155,47 @@ def run(
         "y_r2": float(y_r2),
         "state_error": state_error,
         "model_path": str(model_path),
+        "saved_model": str(version_dir),
+        "plots": [str(loss_png), str(predictions_png)],
     }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options, shared by `python -m tf_gradrnn.demo` and `tf-gradrnn demo`."""
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        default=Path("runs/demo"),
+        help="folder for the model, the plots and the SavedModel (default: runs/demo)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, metavar="N", default=150, help="training epochs (default: 150)"
+    )
+    parser.add_argument(
+        "--no-jit", dest="jit", action="store_false", help="train without XLA (default: XLA on)"
+    )
+    parser.add_argument(
+        "--export-dir",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="TF Serving model folder that receives the next SavedModel version "
+        "(default: OUTPUT/saved_model)",
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    result = run(args.output, epochs=args.epochs, jit_compile=args.jit, export_dir=args.export_dir)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=Path("runs/demo"),
-        help="folder for the model and its exports (default: runs/demo)",
-    )
-    parser.add_argument("--epochs", type=int, default=60, help="training epochs (default: 60)")
-    parser.add_argument(
-        "--no-jit", dest="jit", action="store_false", help="train without XLA (default: XLA on)"
-    )
-    args = parser.parse_args(argv)
-    run(args.output, epochs=args.epochs, jit_compile=args.jit)
+    add_arguments(parser)
+    run_from_args(parser.parse_args(argv))
     return 0
 
 

@@ -1,0 +1,381 @@
+"""Sequence data for the command line: .npz, long-format .csv or a folder of TFRecord files.
+
+Every format loads into one `SequenceData`: sequences padded at the end to the longest one,
+
+    x: (n, T, features) float32     y: (n, T) float32     mask: (n, T) bool (True = real step)
+
+with padded values set to zero (NaN there would leak into gradients through `0 * NaN`).
+Models see the mask: a masked step keeps the previous state and has zero weight in the loss.
+
+Formats:
+- `.npz`: `x` (n, T, features), `y` (n, T) and optionally `mask` (n, T) or `lengths` (n,).
+- `.csv`, long format: one row per step with a sequence id column, a time column (it orders
+  the rows of a sequence: numbers numerically, anything else as text), feature columns and a
+  target column.
+- a folder of `*.tfrecord` files (`*.tfrecord.gz` for GZIP), one `tf.train.SequenceExample`
+  per sequence: context `id` (bytes, optional), feature lists `x` (one float_list of `features`
+  values per step) and `y` (one float_list of one value per step). `write_tfrecord` writes it.
+"""
+
+import csv
+import hashlib
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+
+class DataError(ValueError):
+    """A problem with the user's data; the message names the file and the problem."""
+
+
+class SequenceData(NamedTuple):
+    """Padded sequences and their mask; see the module docstring for the shapes."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    mask: np.ndarray
+    ids: list[str]
+    steps: list[list[str]]  # each sequence's time values, as text, real steps only
+    feature_names: list[str]
+    source: str
+
+    @property
+    def features(self) -> int:
+        return self.x.shape[-1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.mask.sum(axis=1)
+
+
+def load(
+    path,
+    target: bool = True,
+    id_column: str = "sequence",
+    time_column: str = "step",
+    target_column: str = "y",
+    feature_columns: list[str] | None = None,
+) -> SequenceData:
+    """Loads `path` (.npz, .csv or a folder of TFRecord files) and validates it.
+
+    Args:
+        path: the data file or folder.
+        target: whether `y` is required (training, evaluation) or optional (prediction).
+        id_column, time_column, target_column: .csv column names.
+        feature_columns: .csv feature columns; by default every other column.
+
+    Raises:
+        DataError: with one line naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        data = _load_tfrecords(path, target)
+    elif path.suffix == ".npz":
+        data = _load_npz(path, target)
+    elif path.suffix == ".csv":
+        data = _load_csv(path, target, id_column, time_column, target_column, feature_columns)
+    else:
+        raise DataError(f"{path}: unknown data format; use .npz, .csv or a folder of .tfrecord")
+    return _checked(data)
+
+
+def _checked(data: SequenceData) -> SequenceData:
+    n, steps = data.mask.shape
+    if n == 0 or steps == 0:
+        raise DataError(f"{data.source}: holds no sequences")
+    empty = np.flatnonzero(~data.mask.any(axis=1))
+    if empty.size:
+        raise DataError(f"{data.source}: sequence {data.ids[empty[0]]} has no unmasked step")
+    for name, values in (("x", data.x), ("y", data.y)):
+        if values is None:
+            continue
+        bad = ~np.isfinite(values)
+        bad = (bad.any(axis=-1) if bad.ndim == 3 else bad) & data.mask
+        if bad.any():
+            i, t = np.argwhere(bad)[0]
+            raise DataError(
+                f"{data.source}: {name} holds NaN or Inf (first in sequence {data.ids[i]}, "
+                f"step {t})"
+            )
+    x = np.where(data.mask[..., None], data.x, 0.0).astype(np.float32)
+    y = None if data.y is None else np.where(data.mask, data.y, 0.0).astype(np.float32)
+    return data._replace(x=x, y=y)
+
+
+def _load_npz(path: Path, target: bool) -> SequenceData:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as error:
+        raise DataError(f"cannot read {path} as .npz: {error}") from error
+    if "x" not in arrays:
+        raise DataError(f"{path}: no array 'x' (it holds: {', '.join(arrays) or 'nothing'})")
+    x = _numeric(arrays["x"], path, "x")
+    if x.ndim != 3:
+        raise DataError(f"{path}: x must have shape (n, time, features), got {x.shape}")
+    n, steps, features = x.shape
+    y = arrays.get("y")
+    if y is None and target:
+        raise DataError(f"{path}: no array 'y' (it holds: {', '.join(arrays)})")
+    if y is not None:
+        y = _numeric(y, path, "y")
+        y = y[..., 0] if y.ndim == 3 and y.shape[-1] == 1 else y
+        if y.shape != (n, steps):
+            raise DataError(f"{path}: y must have shape (n, time) = {(n, steps)}, got {y.shape}")
+    if "mask" in arrays and "lengths" in arrays:
+        raise DataError(f"{path}: holds both 'mask' and 'lengths'; keep one")
+    if "mask" in arrays:
+        mask = arrays["mask"]
+        if mask.shape != (n, steps) or not np.isin(mask, (0, 1)).all():
+            raise DataError(f"{path}: mask must be (n, time) = {(n, steps)} of 0/1 or bool")
+        mask = mask.astype(bool)
+    elif "lengths" in arrays:
+        lengths = arrays["lengths"]
+        if lengths.shape != (n,) or not np.array_equal(lengths, np.round(lengths)):
+            raise DataError(f"{path}: lengths must be (n,) = ({n},) integers")
+        if lengths.min() < 1 or lengths.max() > steps:
+            raise DataError(f"{path}: lengths must lie in 1..{steps}")
+        mask = np.arange(steps) < lengths[:, None]
+    else:
+        mask = np.ones((n, steps), bool)
+    ids = [str(i) for i in range(n)]
+    steps = [[str(t) for t in np.flatnonzero(row)] for row in mask]
+    return SequenceData(x, y, mask, ids, steps, [f"x{j + 1}" for j in range(features)], str(path))
+
+
+def _numeric(array: np.ndarray, path: Path, name: str) -> np.ndarray:
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{path}: {name} must hold numbers, got dtype {array.dtype}")
+    return array.astype(np.float64)
+
+
+def _load_csv(
+    path: Path, target: bool, id_column, time_column, target_column, features
+) -> SequenceData:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:  # a BOM is not a name
+            rows = list(csv.reader(file))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"cannot read {path}: {error}") from error
+    if not rows:
+        raise DataError(f"{path}: is empty (expected a header row)")
+    header = [name.strip() for name in rows[0]]
+    has_target = target_column in header
+    if target and not has_target:
+        raise DataError(
+            f"{path}: no target column '{target_column}' (columns: {', '.join(header)}); "
+            "set --target-column"
+        )
+    named = (id_column, time_column, target_column)
+    if features is None:
+        features = [c for c in header if c not in named]
+        if not features:
+            raise DataError(f"{path}: no feature columns besides {', '.join(named)}")
+    wanted = [("id", id_column, "--id-column"), ("time", time_column, "--time-column")]
+    wanted += [("feature", name, "--feature-columns") for name in features]
+    for kind, name, flag in wanted:
+        if name not in header:
+            raise DataError(
+                f"{path}: no {kind} column '{name}' (columns: {', '.join(header)}); set {flag}"
+            )
+    value_columns = features + ([target_column] if has_target else [])
+    where = [header.index(c) for c in value_columns]
+    id_at, time_at = header.index(id_column), header.index(time_column)
+    sequences: dict[str, dict[str, list[float]]] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{path} line {line}: {len(row)} fields, the header has {len(header)}")
+        values = []
+        for column, at in zip(value_columns, where, strict=True):
+            try:
+                value = float(row[at])
+            except ValueError:
+                raise DataError(
+                    f"{path} line {line}: column '{column}' holds {row[at]!r}, not a number"
+                ) from None
+            if not math.isfinite(value):
+                raise DataError(f"{path} line {line}: column '{column}' is {row[at]}")
+            values.append(value)
+        steps = sequences.setdefault(row[id_at], {})
+        if row[time_at] in steps:
+            raise DataError(
+                f"{path} line {line}: sequence {row[id_at]} has {time_column} {row[time_at]} twice"
+            )
+        steps[row[time_at]] = values
+    if not sequences:
+        raise DataError(f"{path}: holds a header but no rows")
+    ids = list(sequences)
+    ordered = [sorted(sequences[i], key=_time_key(sequences[i])) for i in ids]
+    values = [
+        np.array([sequences[i][t] for t in steps]) for i, steps in zip(ids, ordered, strict=True)
+    ]
+    x, mask = _pad([v[:, : len(features)] for v in values])
+    y = _pad([v[:, len(features)] for v in values])[0] if has_target else None
+    return SequenceData(x, y, mask, ids, ordered, list(features), str(path))
+
+
+def _time_key(steps):
+    try:
+        [float(t) for t in steps]
+    except ValueError:
+        return str
+    return float
+
+
+def _pad(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stacks arrays of shape (length_i, ...) into (n, max length, ...) and their mask."""
+    longest = max(len(s) for s in sequences)
+    padded = np.zeros((len(sequences), longest, *sequences[0].shape[1:]))
+    mask = np.zeros((len(sequences), longest), bool)
+    for i, s in enumerate(sequences):
+        padded[i, : len(s)], mask[i, : len(s)] = s, True
+    return padded, mask
+
+
+def _load_tfrecords(folder: Path, target: bool) -> SequenceData:
+    files = sorted(p for p in folder.iterdir() if ".tfrecord" in p.name and p.is_file())
+    if not files:
+        raise DataError(f"{folder}: holds no *.tfrecord files")
+    xs, ys, ids = [], [], []
+    for file in files:
+        compression = "GZIP" if file.suffix == ".gz" else ""
+        try:
+            records = [r.numpy() for r in tf.data.TFRecordDataset(str(file), compression)]
+        except tf.errors.OpError as error:
+            raise DataError(f"cannot read {file}: {error.message.splitlines()[0]}") from None
+        for index, record in enumerate(records):
+            x, y, name = _parse_sequence_example(record, f"{file} record {index}", target)
+            if xs and x.shape[1] != xs[0].shape[1]:
+                raise DataError(
+                    f"{file} record {index}: {x.shape[1]} features per step, earlier records "
+                    f"have {xs[0].shape[1]}"
+                )
+            xs.append(x)
+            ys.append(y)
+            ids.append(name or f"{file.name}:{index}")
+    if not xs:
+        raise DataError(f"{folder}: its TFRecord files hold no records")
+    x, mask = _pad(xs)
+    y = _pad(ys)[0] if all(y is not None for y in ys) else None
+    steps = [[str(t) for t in range(len(xi))] for xi in xs]
+    return SequenceData(
+        x, y, mask, ids, steps, [f"x{j + 1}" for j in range(x.shape[-1])], str(folder)
+    )
+
+
+def _parse_sequence_example(record: bytes, where: str, target: bool):
+    """Returns x: (length, features), y: (length,) or None, and the id (or None)."""
+    try:
+        example = tf.train.SequenceExample.FromString(record)
+    except Exception:
+        raise DataError(f"{where}: not a tf.train.SequenceExample") from None
+    lists, context = example.feature_lists.feature_list, example.context.feature
+    if "x" not in lists or not lists["x"].feature:
+        raise DataError(f"{where}: no feature list 'x'")
+    x = [f.float_list.value for f in lists["x"].feature]
+    if len({len(v) for v in x}) != 1 or not x[0]:
+        raise DataError(f"{where}: feature list 'x' must hold the same number of floats per step")
+    y = None
+    if "y" in lists:
+        y = [f.float_list.value for f in lists["y"].feature]
+        if len(y) != len(x) or any(len(v) != 1 for v in y):
+            raise DataError(
+                f"{where}: feature list 'y' must hold one float at each of {len(x)} steps"
+            )
+        y = np.array(y)[:, 0]
+    elif target:
+        raise DataError(f"{where}: no feature list 'y'")
+    name = context["id"].bytes_list.value[0].decode() if "id" in context else None
+    return np.array(x), y, name
+
+
+def write_tfrecord(path, x, y=None, mask=None, ids=None) -> None:
+    """Writes sequences to one TFRecord file in the format `load` reads.
+
+    Args:
+        x: (n, T, features); y: optional (n, T); mask: optional (n, T) bool, True at the
+        steps to write (default: all); ids: optional n sequence ids.
+    """
+    mask = np.ones(np.shape(x)[:2], bool) if mask is None else np.asarray(mask, bool)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(len(x)):
+            example = tf.train.SequenceExample()
+            if ids is not None:
+                example.context.feature["id"].bytes_list.value.append(str(ids[i]).encode())
+            lists = example.feature_lists.feature_list
+            for t in np.flatnonzero(mask[i]):
+                lists["x"].feature.add().float_list.value[:] = np.asarray(x[i][t], np.float32)
+                if y is not None:
+                    lists["y"].feature.add().float_list.value.append(float(y[i][t]))
+            writer.write(example.SerializeToString())
+
+
+def fingerprint(data: SequenceData) -> str:
+    """A SHA-256 of the padded arrays: a resumed run checks that its data has not changed."""
+    digest = hashlib.sha256()
+    for array in (data.x, data.y, data.mask):
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def split(n: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random train and validation indices (sorted); a seed always gives the same split."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(validation_split * n))
+    if validation_split > 0 and not 0 < n_val < n:
+        raise DataError(
+            f"a validation split of {validation_split} leaves {n_val} of {n} sequences for "
+            "validation; use more sequences or --validation-split 0"
+        )
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _elements(data: SequenceData, indices: np.ndarray) -> tuple:
+    inputs = {"x": data.x[indices], "mask": data.mask[indices]}
+    if data.y is None:
+        return (inputs,)
+    return inputs, data.y[indices][..., None], data.mask[indices].astype(np.float32)
+
+
+def training_dataset(
+    data: SequenceData,
+    indices: np.ndarray,
+    batch_size: int,
+    seed: int,
+    first_epoch: int,
+    epochs: int,
+) -> tf.data.Dataset:
+    """Batches for epochs `first_epoch .. epochs - 1`, shuffled, batched and prefetched.
+
+    Elements are `({"x": (b, T, F), "mask": (b, T)}, y: (b, T, 1), weight: (b, T))`, the
+    weight being the mask. Fit with `steps_per_epoch=ceil(len(indices) / batch_size)`.
+
+    Each epoch is shuffled by a stateless permutation seeded with `(seed, epoch)`, so epoch 7
+    sees the same order whether or not the run was interrupted and resumed at epoch 5
+    (`Dataset.shuffle` would reshuffle by how many epochs this process has run).
+    """
+    elements = tf.nest.map_structure(tf.constant, _elements(data, indices))
+
+    def epoch_order(epoch):
+        keys = tf.random.stateless_uniform([len(indices)], seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys)).batch(batch_size)
+
+    def gather(batch):
+        return tf.nest.map_structure(lambda a: tf.gather(a, batch), elements)
+
+    order = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_order)
+    return order.map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_dataset(data: SequenceData, indices: np.ndarray, batch_size: int):
+    """`training_dataset`'s elements (only the inputs if `data.y` is None), in order."""
+    elements = _elements(data, indices)
+    return tf.data.Dataset.from_tensor_slices(elements).batch(batch_size).prefetch(2)

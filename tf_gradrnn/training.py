@@ -1,0 +1,349 @@
+"""Training runs for the command line: a run folder, per-epoch checkpoints and resume.
+
+    RUN/config.json                     options, data source and fingerprint (written first)
+    RUN/history.csv                     epoch, loss[, val_loss]: one row per finished epoch
+    RUN/checkpoints/epoch-NNNN.keras    the training model and its optimizer after each epoch
+    RUN/logs/train, RUN/logs/validation TensorBoard scalars: epoch_loss per epoch
+    RUN/model.keras                     the final model, x (b, T, F) -> y (b, T) (written last)
+    RUN/loss.png, RUN/predictions.png
+
+Every file is written to a hidden temporary name and renamed, so a crash never leaves a
+half-written file. A run interrupted after epoch k resumes from `epoch-k.keras` and its first
+k history rows; since each epoch's batch order depends only on the seed and the epoch number
+(`data.training_dataset`), it ends with the history of an uninterrupted run.
+
+The model trained is `{"x": (b, T, F), "mask": (b, T)} -> y (b, T, 1)`: the mask reaches the
+`GradientRNN`, so a padded step keeps the previous state, and it weights the loss, so a
+padded step does not count. `model.keras` holds the same layer without the mask input.
+"""
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_gradrnn import data as data_lib
+from tf_gradrnn import plots
+from tf_gradrnn.callbacks import NonFiniteGuard
+from tf_gradrnn.gradient_rnn import GradientRNN
+
+DEFAULTS = {
+    "units": 8,
+    "hidden_units": [32, 32],
+    "activation": "tanh",
+    "epochs": 50,
+    "batch_size": 32,
+    "learning_rate": 3e-3,
+    "clip_norm": 1.0,
+    "validation_split": 0.2,
+    "patience": 10,
+    "jit": True,
+    "seed": 0,
+}
+_SHAPE_ONLY = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Flatten)
+
+
+class RunError(ValueError):
+    """A problem with a run folder or a model file; the message says which and why."""
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]):
+    """Calls `write(tmp)` on a hidden name next to `path`, then renames it to `path`."""
+    path = Path(path)
+    tmp = path.with_name(".tmp-" + path.name)
+    try:
+        result = write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return result
+
+
+def build_layer(options: dict) -> GradientRNN:
+    """`GradientRNN(units, hidden_units, activation, return_sequences=True)` from `options`."""
+    try:
+        return GradientRNN(
+            options["units"],
+            hidden_units=tuple(options["hidden_units"]),
+            activation=options["activation"],
+            return_sequences=True,
+            name="gradient_rnn",
+        )
+    except ValueError as error:
+        raise RunError(str(error)) from None
+
+
+def wrap(layer: GradientRNN, features: int) -> tuple[keras.Model, keras.Model]:
+    """The training model `{x, mask} -> y (b, T, 1)` and the model `x -> y (b, T)`, sharing
+    `layer`'s weights."""
+    x = keras.Input((None, features), name="x")
+    mask = keras.Input((None,), dtype="bool", name="mask")
+    training_model = keras.Model({"x": x, "mask": mask}, layer(x, mask=mask), name="training")
+    x = keras.Input((None, features), name="x")
+    y = keras.layers.Reshape((-1,), name="y")(layer(x))
+    return training_model, keras.Model(x, y, name="gradient_rnn_model")
+
+
+def compile_for_training(model: keras.Model, options: dict, optimizer=None) -> None:
+    """MSE over the real steps: the weights are the mask, and the mean divides by their sum.
+
+    Adam clips the global gradient norm (`clip_norm`, 0 = no clipping): as in any RNN, a
+    gradient through many steps can explode, and one such step can undo a whole run.
+    """
+    clip = {"global_clipnorm": options["clip_norm"]} if options.get("clip_norm") else {}
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(options["learning_rate"], **clip),
+        loss=keras.losses.MeanSquaredError(reduction="mean_with_sample_weight"),
+        jit_compile=options["jit"],
+    )
+
+
+def load_model(path) -> keras.Model:
+    """Loads a `.keras` model, turning every failure into a one-line `RunError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{path} is a folder; this needs a .keras model file")
+    if not path.is_file():
+        raise RunError(f"{path}: no such model file")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        message = " ".join(str(error).split())[:300]
+        raise RunError(f"cannot load {path}: {message}") from None
+
+
+def find_layer(model: keras.Model, name: str = "the model") -> GradientRNN:
+    """The model's one `GradientRNN`, which must return sequences and be all the model does."""
+    found, others = [], []
+    for layer in model.layers:
+        if isinstance(layer, GradientRNN):
+            found.append(layer)
+        elif not isinstance(layer, _SHAPE_ONLY):
+            others.append(f"{layer.name} ({type(layer).__name__})")
+    problems = [f"{len(found)} GradientRNN layers"] if len(found) != 1 else []
+    problems += [f"other layers: {', '.join(others)}"] if others else []
+    if found and not found[0].return_sequences:
+        problems.append("return_sequences=False")
+    if problems:
+        raise RunError(
+            f"{name} is not a model made of one GradientRNN(return_sequences=True) and "
+            f"reshaping layers: it has {'; '.join(problems)}"
+        )
+    return found[0]
+
+
+def sequence_model(model: keras.Model, name: str = "the model") -> keras.Model:
+    """`{x: (b, T, F), mask: (b, T)} -> (y: (b, T, 1), h: (b, units))`, `h` the state after
+    each sequence's last real step, with the weights of `model`'s `GradientRNN`."""
+    layer = find_layer(model, name)
+    config = {**layer.get_config(), "return_sequences": True, "return_state": True}
+    clone = GradientRNN.from_config(config)
+    x = keras.Input((None, layer.cell.features), name="x")
+    mask = keras.Input((None,), dtype="bool", name="mask")
+    outputs = clone(x, mask=mask)
+    clone.set_weights(layer.get_weights())
+    return keras.Model({"x": x, "mask": mask}, outputs)
+
+
+def check_features(model: keras.Model, data: data_lib.SequenceData, name: str) -> None:
+    features = find_layer(model, name).cell.features
+    if features != data.features:
+        raise RunError(
+            f"{name} expects {features} features per step, but {data.source} has "
+            f"{data.features} ({', '.join(data.feature_names)})"
+        )
+
+
+def read_config(run_dir: Path) -> dict:
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise RunError(f"{run_dir} holds no run (no config.json); start one with --data")
+    try:
+        return json.loads(config_path.read_text())
+    except (OSError, ValueError) as error:
+        raise RunError(f"cannot read {config_path}: {error}") from None
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in rows]
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    def write(tmp):
+        with open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows({k: repr(v) for k, v in row.items()} for row in history)
+
+    atomic_write(run_dir / "history.csv", write)
+
+
+def _checkpoint(run_dir: Path, epoch: int) -> Path:
+    return run_dir / "checkpoints" / f"epoch-{epoch:04d}.keras"
+
+
+def _best_epoch(history: list[dict]) -> int:
+    """The epoch (1-based) with the lowest validation loss, 0 without validation."""
+    if not history or "val_loss" not in history[0]:
+        return 0
+    return int(history[int(np.argmin([row["val_loss"] for row in history]))]["epoch"])
+
+
+def _stopped(history: list[dict], patience: int) -> bool:
+    best = _best_epoch(history)
+    return bool(patience and best and len(history) - best >= patience)
+
+
+def _scalar_metadata():
+    # What TensorBoard's scalar summary writes; tf.summary.scalar itself needs the
+    # tensorboard package, which this package does not depend on.
+    metadata = tf.compat.v1.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    metadata.data_class = 1  # DATA_CLASS_SCALAR
+    return metadata
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Checkpoints, history, TensorBoard scalars and early stopping, in the run folder."""
+
+    def __init__(self, run_dir: Path, history: list[dict], patience: int, crash_after=None):
+        super().__init__()
+        self.run_dir, self.history, self.patience = run_dir, history, patience
+        self.crash_after = crash_after
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        self.writers = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, "loss": float(logs["loss"])}
+        if "val_loss" in logs:
+            row["val_loss"] = float(logs["val_loss"])
+        # Checkpoint first: a crash between the two writes leaves a checkpoint that is ignored.
+        atomic_write(_checkpoint(self.run_dir, epoch + 1), self.model.save)
+        self.history.append(row)
+        _write_history(self.run_dir, self.history)
+        for name, key in (("train", "loss"), ("validation", "val_loss")):
+            if key in row:
+                if name not in self.writers:
+                    logdir = str(self.run_dir / "logs" / name)
+                    self.writers[name] = tf.summary.create_file_writer(logdir)
+                with self.writers[name].as_default():
+                    tf.summary.write("epoch_loss", row[key], epoch + 1, _scalar_metadata())
+                self.writers[name].flush()
+        if self.crash_after == epoch + 1:  # tests: die as a killed process would
+            os._exit(75)
+        if _stopped(self.history, self.patience):
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+
+
+def start(run_dir: Path, options: dict, data: data_lib.SequenceData, data_options: dict):
+    """Creates `run_dir` with its `config.json`; raises RunError if it cannot."""
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RunError(
+            f"{run_dir} already exists; resume it with --resume {run_dir}, or pick another --output"
+        )
+    config = {
+        **options,
+        "data": {
+            **data_options,
+            "path": str(Path(data_options["path"]).resolve()),
+            "sequences": len(data.x),
+            "features": data.features,
+            "feature_names": data.feature_names,
+            "sha256": data_lib.fingerprint(data),
+        },
+    }
+    existed = run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(config, indent=2) + "\n"
+        atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(text))
+    except OSError as error:
+        discard(run_dir, keep_folder=existed)
+        raise RunError(f"cannot write the run folder {run_dir}: {error.strerror}") from None
+    return config
+
+
+def discard(run_dir: Path, keep_folder: bool = False) -> None:
+    """Deletes a run that has nothing to resume: its files, and the folder unless kept."""
+    if run_dir.is_dir():
+        for path in sorted(run_dir.rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
+        if not keep_folder:
+            run_dir.rmdir()
+
+
+def train(
+    run_dir: Path, config: dict, data: data_lib.SequenceData, crash_after=None, verbose=None
+) -> dict:
+    """Trains (or resumes) the run in `run_dir`; returns a summary. See the module docstring."""
+    if (run_dir / "model.keras").exists():
+        raise RunError(f"{run_dir} is finished (it holds model.keras); nothing to resume")
+    if data_lib.fingerprint(data) != config["data"]["sha256"]:
+        raise RunError(f"the data at {config['data']['path']} changed since {run_dir} started")
+    history = read_history(run_dir)
+    done = len(history)
+    keras.utils.set_random_seed(config["seed"])
+    if done:
+        training_model = load_model(_checkpoint(run_dir, done))
+        layer = find_layer(training_model, "the checkpoint")
+        _, model = wrap(layer, data.features)
+        compile_for_training(training_model, config, optimizer=training_model.optimizer)
+    else:
+        layer = build_layer(config)
+        training_model, model = wrap(layer, data.features)
+        compile_for_training(training_model, config)
+
+    train_idx, val_idx = data_lib.split(len(data.x), config["validation_split"], config["seed"])
+    batch = config["batch_size"]
+    if done < config["epochs"] and not _stopped(history, config["patience"]):
+        training_model.fit(
+            data_lib.training_dataset(
+                data, train_idx, batch, config["seed"], done, config["epochs"]
+            ),
+            validation_data=data_lib.evaluation_dataset(data, val_idx, batch)
+            if len(val_idx)
+            else None,
+            steps_per_epoch=-(-len(train_idx) // batch),
+            initial_epoch=done,
+            epochs=config["epochs"],
+            shuffle=False,  # the dataset is shuffled, by epoch
+            callbacks=[
+                NonFiniteGuard(),  # a diverging run stops with an error, not NaN weights
+                _Recorder(run_dir, history, config["patience"], crash_after),
+            ],
+            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+        )
+    best = _best_epoch(history)
+    if best:  # restore the weights of the epoch with the lowest validation loss
+        layer.set_weights(find_layer(load_model(_checkpoint(run_dir, best))).get_weights())
+
+    shown, part = (val_idx, "validation") if len(val_idx) else (train_idx, "training")
+    y_pred = training_model.predict(data_lib.evaluation_dataset(data, shown, batch), verbose=0)
+    curves = {key: [row[key] for row in history] for key in history[0] if key != "epoch"}
+    atomic_write(run_dir / "loss.png", lambda tmp: plots.loss_curve(curves, tmp, run_dir.name))
+    names = [data.ids[i] for i in shown]
+    r2 = atomic_write(
+        run_dir / "predictions.png",
+        lambda tmp: plots.prediction_plot(
+            data.y[shown], y_pred[..., 0], data.mask[shown], tmp, title=part, names=names
+        ),
+    )
+    atomic_write(run_dir / "model.keras", model.save)  # last: it marks the run finished
+    final = history[(best or len(history)) - 1]
+    return {**final, "epochs_run": len(history), "best_epoch": best, "r2": r2, "r2_on": part}
