@@ -171,21 +171,87 @@ class GradientRNN(keras.layers.RNN):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         check_float_inputs(sequences)
         if initial_state is not None:
-            state = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
-            check_float_inputs(state, "initial_state")
-            if state.shape.rank != 2 or state.shape[-1] != self.units:
-                raise ValueError(
-                    f"GradientRNN initial_state must have shape (batch, {self.units}), got "
-                    f"{tuple(state.shape)}."
-                )
+            initial_state = self._checked_initial_state(sequences, initial_state)
+        if sequences.shape[1] == 0:
+            return self._no_steps(sequences, initial_state)
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
+    def _checked_initial_state(self, sequences, initial_state):
+        states = (
+            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        )
+        if len(states) != 1:
+            raise ValueError(
+                f"GradientRNN has one state, so initial_state must be one tensor (batch, "
+                f"{self.units}); got {len(states)} tensors."
+            )
+        state = tf.convert_to_tensor(states[0])
+        check_float_inputs(state, "initial_state")
+        if state.shape.rank != 2 or state.shape[-1] != self.units:
+            raise ValueError(
+                f"GradientRNN initial_state must have shape (batch, {self.units}), got "
+                f"{tuple(state.shape)}."
+            )
+        batch, state_batch = sequences.shape[0], state.shape[0]
+        if batch is not None and state_batch is not None:
+            if batch != state_batch:
+                raise ValueError(
+                    f"GradientRNN initial_state has batch size {state_batch} but the inputs "
+                    f"have batch size {batch}; give one initial state per sequence."
+                )
+            return state
+        same = tf.debugging.assert_equal(
+            tf.shape(state)[0],
+            tf.shape(sequences)[0],
+            message="GradientRNN initial_state must have the inputs' batch size",
+        )
+        with tf.control_dependencies([same]):
+            return tf.identity(state)
+
+    def _no_steps(self, sequences, initial_state):
+        """The result for a sequence of 0 steps: no outputs, and the initial state."""
+        if not self.return_sequences:
+            raise ValueError(
+                "GradientRNN got sequences of 0 time steps; with return_sequences=False there "
+                "is no last output. Give at least one time step, or use return_sequences=True."
+            )
+        batch = tf.shape(sequences)[0]
+        if initial_state is None:
+            initial_state = self.states[0] if self.stateful else self.get_initial_state(batch)[0]
+        outputs = tf.zeros([batch, 0, 1], self.compute_dtype)
+        state = tf.cast(initial_state, self.compute_dtype)
+        return (outputs, state) if self.return_state else outputs
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if self.checkpoint_every is None:
-            return self._time_loop(
+        if self.checkpoint_every is not None:
+            return self._checkpointed_loop(sequences, initial_state, mask, training)
+
+        def loop():
+            last, outputs, states = self._time_loop(
                 sequences, initial_state, mask, training, self.go_backwards, self.return_sequences
             )
-        return self._checkpointed_loop(sequences, initial_state, mask, training)
+            return last, outputs, list(states)
+
+        if sequences.shape[1] is not None:
+            return loop()
+        # Unknown length: a sequence of 0 steps would fail in Keras' loop (see `_no_steps`).
+        steps = tf.shape(sequences)[1]
+        if not self.return_sequences:
+            with tf.control_dependencies(
+                [
+                    tf.debugging.assert_positive(
+                        steps, message="GradientRNN needs at least one time step"
+                    )
+                ]
+            ):
+                return loop()
+
+        def no_steps():
+            batch = tf.shape(sequences)[0]
+            zeros = tf.zeros([batch, 1], sequences.dtype)
+            return zeros, tf.zeros([batch, 0, 1], sequences.dtype), list(initial_state)
+
+        return tf.cond(steps > 0, loop, no_steps)
 
     def _time_loop(self, sequences, initial_state, mask, training, go_backwards, return_all):
         """Keras' RNN loop over the cell, or over the closed form with the input part of the

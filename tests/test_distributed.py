@@ -1,0 +1,301 @@
+"""Distributed training ends with the weights of a single-device run.
+
+- `MirroredStrategy` over 2 logical CPU devices, `model.fit`, matches one device with the same
+  global batch (both `state_gradient` paths), to float32 round-off.
+- XLA under `MirroredStrategy`: Keras' `jit_compile=True` compiles the whole distributed step,
+  which fails; compiling the per-replica step of a custom loop works and matches.
+- A 2-worker `MultiWorkerMirroredStrategy` run (two local processes on 127.0.0.1): both workers
+  end with identical weights that match a single-process `model.fit`. The workers train with a
+  custom loop because Keras 3.15's `model.fit` fails under this strategy (strict xfail below).
+
+Run as a script, this file is the process the tests start: logical devices must be configured
+before TensorFlow initializes its devices, and every worker of a cluster is its own process.
+
+    python tests/test_distributed.py mirrored OUT_DIR
+    TF_CONFIG='{...}' python tests/test_distributed.py worker OUT_DIR
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tf_gradrnn  # noqa: E402
+
+SAMPLES, STEPS, FEATURES, UNITS = 16, 6, 3, 4
+GLOBAL_BATCH, EPOCHS, LEARNING_RATE = 8, 3, 0.1  # 2 steps an epoch, 6 steps in all
+TIMEOUT = 180  # seconds, for each group of processes
+STATE_GRADIENTS = ("closed_form", "tape")
+
+
+# ---- the training runs, shared by the test process and the processes it starts ----
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((SAMPLES, STEPS, FEATURES)).astype("float32")
+    y = rng.standard_normal((SAMPLES, STEPS)).astype("float32")
+    return x, y
+
+
+def build_model(state_gradient="closed_form"):
+    """The model, with initial weights from NumPy: identical in every process and strategy."""
+    model = keras.Sequential(
+        [
+            keras.Input((STEPS, FEATURES)),
+            tf_gradrnn.GradientRNN(
+                UNITS, hidden_units=(8,), state_gradient=state_gradient, return_sequences=True
+            ),
+            keras.layers.Reshape((-1,)),
+        ]
+    )
+    rng = np.random.default_rng(1)
+    model.set_weights([0.5 * rng.standard_normal(w.shape) for w in model.get_weights()])
+    return model
+
+
+def train_with_fit(strategy, state_gradient="closed_form", jit_compile=False):
+    with strategy.scope():
+        model = build_model(state_gradient)
+        model.compile(
+            optimizer=keras.optimizers.SGD(LEARNING_RATE), loss="mse", jit_compile=jit_compile
+        )
+    model.fit(*data(), batch_size=GLOBAL_BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+    return model.get_weights()
+
+
+def train_with_loop(strategy, xla_per_replica=False):
+    """SGD on the mean squared error over each global batch, as `model.fit` does, written with
+    `strategy.run`. With `xla_per_replica`, each replica's forward and backward pass is an XLA
+    computation on its own device; the all-reduce of the gradients stays outside XLA."""
+    with strategy.scope():
+        model = build_model()
+        optimizer = keras.optimizers.SGD(LEARNING_RATE)
+        optimizer.build(model.trainable_variables)
+    dataset = tf.data.Dataset.from_tensor_slices(data()).batch(GLOBAL_BATCH)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    @tf.function(jit_compile=xla_per_replica)
+    def gradients(x, y):
+        with tf.GradientTape() as tape:
+            per_sample = tf.reduce_mean(tf.square(model(x, training=True) - y), axis=-1)
+            loss = tf.reduce_sum(per_sample) / GLOBAL_BATCH
+        return tape.gradient(loss, model.trainable_variables)
+
+    @tf.function
+    def train_step(x, y):
+        def replica_step(x, y):
+            grads = gradients(x, y)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+        strategy.run(replica_step, args=(x, y))
+
+    for _ in range(EPOCHS):
+        for x, y in dataset:
+            train_step(x, y)
+    return model.get_weights()
+
+
+def save_weights(path, weights):
+    np.savez(path, *weights)
+
+
+def load_weights(path):
+    with np.load(path) as archive:
+        return [archive[f"arr_{i}"] for i in range(len(archive.files))]
+
+
+def describe(error):
+    return f"{type(error).__name__}: {error}"
+
+
+def run_mirrored(out):
+    """Configures 2 logical CPUs, then trains on one of them and mirrored over both."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    for state_gradient in STATE_GRADIENTS:
+        for name, strategy in (("one", one_device), ("mirrored", mirrored)):
+            weights = train_with_fit(strategy, state_gradient)
+            save_weights(out / f"{name}_{state_gradient}.npz", weights)
+    report = {"replicas": mirrored.num_replicas_in_sync, "fit_jit_error": None}
+    try:
+        train_with_fit(mirrored, jit_compile=True)
+    except Exception as error:  # what Keras' jit_compile=True does under the strategy
+        report["fit_jit_error"] = describe(error)
+    save_weights(out / "mirrored_loop_xla.npz", train_with_loop(mirrored, xla_per_replica=True))
+    (out / "mirrored.json").write_text(json.dumps(report))
+
+
+def run_worker(out):
+    """One worker of the cluster in TF_CONFIG: a custom loop, then an attempt at model.fit."""
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    save_weights(out / f"worker{index}_loop.npz", train_with_loop(strategy))
+    report = {"replicas": strategy.num_replicas_in_sync, "fit_error": None}
+    try:
+        save_weights(out / f"worker{index}_fit.npz", train_with_fit(strategy))
+    except Exception as error:
+        report["fit_error"] = describe(error)
+    (out / f"worker{index}.json").write_text(json.dumps(report))
+
+
+# ---- process handling ----
+
+
+def run_processes(commands, envs, log_dir, timeout=TIMEOUT):
+    """Runs the commands at once, each in its own process group, and returns their exit codes.
+
+    A process that fails stops the others (a peer left alone would wait for its collectives);
+    at the timeout all are killed. Output goes to files in `log_dir`, shown on failure."""
+    procs = []
+    with contextlib.ExitStack() as stack:
+        try:
+            for i, (command, env) in enumerate(zip(commands, envs, strict=True)):
+                log = stack.enter_context(open(log_dir / f"process{i}.log", "w"))
+                procs.append(
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                codes = [proc.poll() for proc in procs]
+                if all(code is not None for code in codes) or any(codes):
+                    break
+                time.sleep(0.2)
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return [proc.returncode for proc in procs]
+
+
+def process_env(**extra):
+    env = dict(os.environ)
+    env.pop("TF_CONFIG", None)
+    return {**env, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def logs_of(log_dir):
+    return "\n".join(
+        f"--- {path.name}\n{path.read_text()[-3000:]}" for path in sorted(log_dir.glob("*.log"))
+    )
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def assert_same_weights(actual, expected, what):
+    assert len(actual) == len(expected)
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        # 6 SGD steps in float32: the difference is summation order, ~1e-7 relative.
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6, err_msg=f"{what}, weight {i}")
+
+
+# ---- tests ----
+
+
+@pytest.fixture(scope="module")
+def mirrored_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mirrored")
+    command = [sys.executable, __file__, "mirrored", str(out)]
+    (code,) = run_processes([command], [process_env()], out)
+    assert code == 0, logs_of(out)
+    return out, json.loads((out / "mirrored.json").read_text())
+
+
+@pytest.mark.parametrize("state_gradient", STATE_GRADIENTS)
+def test_mirrored_strategy_matches_one_device(mirrored_run, state_gradient):
+    out, report = mirrored_run
+    assert report["replicas"] == 2
+    one = load_weights(out / f"one_{state_gradient}.npz")
+    mirrored = load_weights(out / f"mirrored_{state_gradient}.npz")
+    initial = build_model().get_weights()
+    assert not all(np.array_equal(w, w0) for w, w0 in zip(one, initial, strict=True))
+    assert_same_weights(mirrored, one, "MirroredStrategy vs one device")
+
+
+def test_xla_under_mirrored_strategy(mirrored_run):
+    out, report = mirrored_run
+    # Keras compiles its whole step, strategy.run included, as one XLA computation on one
+    # device, which cannot reach the other replica's variables.
+    assert report["fit_jit_error"] is not None
+    assert "located in device" in report["fit_jit_error"], report["fit_jit_error"]
+    # Compiling each replica's forward and backward pass instead works.
+    assert_same_weights(
+        load_weights(out / "mirrored_loop_xla.npz"),
+        load_weights(out / "one_closed_form.npz"),
+        "MirroredStrategy with per-replica XLA vs one device",
+    )
+
+
+@pytest.fixture(scope="module")
+def multi_worker_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("multi_worker")
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    tasks = [{"cluster": cluster, "task": {"type": "worker", "index": i}} for i in range(2)]
+    envs = [process_env(TF_CONFIG=json.dumps(task)) for task in tasks]
+    command = [sys.executable, __file__, "worker", str(out)]
+    codes = run_processes([command, command], envs, out)
+    assert codes == [0, 0], logs_of(out)
+    return out, [json.loads((out / f"worker{i}.json").read_text()) for i in range(2)]
+
+
+def test_multi_worker_strategy_matches_single_process(multi_worker_run):
+    out, reports = multi_worker_run
+    assert [report["replicas"] for report in reports] == [2, 2]
+    first, second = (load_weights(out / f"worker{i}_loop.npz") for i in range(2))
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)  # the all-reduce gives both workers the same bits
+    single = train_with_fit(tf.distribute.get_strategy())
+    assert_same_weights(first, single, "2 workers vs single-process model.fit")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras 3.15 model.fit fails under MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585): strategy.reduce of the first batch, then of scalar metrics",
+)
+def test_model_fit_under_multi_worker_strategy(multi_worker_run):
+    out, reports = multi_worker_run
+    assert [report["fit_error"] for report in reports] == [None, None]
+    first, second = (load_weights(out / f"worker{i}_fit.npz") for i in range(2))
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    single = train_with_fit(tf.distribute.get_strategy())
+    assert_same_weights(first, single, "2 workers' model.fit vs single-process model.fit")
+
+
+if __name__ == "__main__":
+    mode, out_dir = sys.argv[1], Path(sys.argv[2])
+    {"mirrored": run_mirrored, "worker": run_worker}[mode](out_dir)
