@@ -12,12 +12,13 @@ def _softplus_derivative(a):
     return -tf.math.expm1(-a)
 
 
-# act'(z), written with the activation's output a = act(z).
-_DERIVATIVES: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
-    "tanh": lambda a: 1.0 - a * a,
-    "sigmoid": lambda a: a * (1.0 - a),
-    "softplus": _softplus_derivative,
-    "linear": tf.ones_like,
+# (a, upstream) -> upstream * act'(z), written with the activation's output a = act(z). tanh and
+# sigmoid use TensorFlow's fused gradient kernels, which have registered gradients themselves.
+_BACKPROP: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
+    "tanh": lambda a, upstream: tf.raw_ops.TanhGrad(y=a, dy=upstream),
+    "sigmoid": lambda a, upstream: tf.raw_ops.SigmoidGrad(y=a, dy=upstream),
+    "softplus": lambda a, upstream: upstream * _softplus_derivative(a),
+    "linear": lambda a, upstream: upstream,
 }
 
 
@@ -134,7 +135,7 @@ class MLPPotential(keras.layers.Layer):
     @property
     def has_closed_form_gradient(self) -> bool:
         """Whether `closed_form_gradient` supports this potential's activation."""
-        return getattr(self.activation, "__name__", None) in _DERIVATIVES
+        return getattr(self.activation, "__name__", None) in _BACKPROP
 
     def closed_form_gradient(self, features: int):
         """Splits F(x, h) at column `features` of its input into two functions.
@@ -155,12 +156,12 @@ class MLPPotential(keras.layers.Layer):
             ValueError: if the activation has no closed-form derivative here.
         """
         name = getattr(self.activation, "__name__", repr(self.activation))
-        if name not in _DERIVATIVES:
+        if name not in _BACKPROP:
             raise ValueError(
                 f"MLPPotential has no closed-form gradient for activation '{name}'; "
-                f"supported: {sorted(_DERIVATIVES)}."
+                f"supported: {sorted(_BACKPROP)}."
             )
-        derivative = _DERIVATIVES[name]
+        backprop = _BACKPROP[name]
         first, rest = self.hidden_layers[0], self.hidden_layers[1:]
         w_x = first.kernel[:features]
         w_h = first.kernel[features:]
@@ -182,9 +183,10 @@ class MLPPotential(keras.layers.Layer):
                 a = activation(tf.matmul(a, kernel) + bias)
                 outputs.append(a)
             f = tf.linalg.matvec(a, w_out) + b_out
-            delta = derivative(outputs.pop()) * w_out
+            a = outputs.pop()
+            delta = backprop(a, tf.broadcast_to(w_out, tf.shape(a)))
             for (kernel, _), a in zip(reversed(hidden), reversed(outputs), strict=True):
-                delta = tf.matmul(delta, kernel, transpose_b=True) * derivative(a)
+                delta = backprop(a, tf.matmul(delta, kernel, transpose_b=True))
             return f, tf.matmul(delta, w_h, transpose_b=True)
 
         return ClosedForm(project, value_and_gradient)
