@@ -184,7 +184,8 @@ class MLPPotential(keras.layers.Layer):
                 outputs.append(a)
             f = tf.linalg.matvec(a, w_out) + b_out
             a = outputs.pop()
-            delta = backprop(a, tf.broadcast_to(w_out, tf.shape(a)))
+            # Not broadcast_to(w_out): its gradient needs static shapes under XLA.
+            delta = backprop(a, tf.ones_like(a)) * w_out
             for (kernel, _), a in zip(reversed(hidden), reversed(outputs), strict=True):
                 delta = backprop(a, tf.matmul(delta, kernel, transpose_b=True))
             return f, tf.matmul(delta, w_h, transpose_b=True)
