@@ -9,18 +9,8 @@ import tensorflow as tf
 # export publicly; RNN.inner_loop calls the same function.
 from keras.src.backend import rnn as keras_rnn
 
+from tf_gradrnn.cell_rnn import CellRNN
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell, check_float_inputs
-
-# The cell's constructor arguments, which GradientRNN takes directly and saves as its own.
-_CELL_ARGUMENTS = (
-    "units",
-    "hidden_units",
-    "activation",
-    "potential",
-    "state_bound",
-    "second_order",
-    "state_gradient",
-)
 
 
 def _carry_last_unmasked(outputs, mask):
@@ -34,7 +24,7 @@ def _carry_last_unmasked(outputs, mask):
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
-class GradientRNN(keras.layers.RNN):
+class GradientRNN(CellRNN):
     """A recurrent layer whose state is the gradient of a learned scalar network F.
 
         y_t = F(x_t, h_{t-1})            x: (batch, time, features)
@@ -91,6 +81,17 @@ class GradientRNN(keras.layers.RNN):
     ])
     ```
     """
+
+    CELL_ARGUMENTS = (
+        "units",
+        "hidden_units",
+        "activation",
+        "potential",
+        "state_bound",
+        "second_order",
+        "state_gradient",
+    )
+    NETWORK_ARGUMENTS = ("potential",)
 
     def __init__(
         self,
@@ -157,16 +158,6 @@ class GradientRNN(keras.layers.RNN):
     @property
     def potential(self) -> keras.layers.Layer:
         return self.cell.potential
-
-    def build(self, sequences_shape, initial_state_shape=None):
-        sequences_shape = tuple(sequences_shape)
-        if len(sequences_shape) != 3 or sequences_shape[-1] is None:
-            raise ValueError(
-                "GradientRNN expects inputs of shape (batch, time, features) with a known "
-                f"feature size; got shape {sequences_shape}."
-            )
-        super().build(sequences_shape, initial_state_shape)
-        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: sequences_shape[-1]})
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         check_float_inputs(sequences)
@@ -320,18 +311,4 @@ class GradientRNN(keras.layers.RNN):
         return outputs[:, -1], outputs, [h]
 
     def get_config(self):
-        config = super().get_config()
-        del config["cell"]
-        cell_config = self.cell.get_config()
-        return {
-            **config,
-            **{key: cell_config[key] for key in _CELL_ARGUMENTS},
-            "checkpoint_every": self.checkpoint_every,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("potential") is not None:
-            config["potential"] = keras.saving.deserialize_keras_object(config["potential"])
-        return cls(**config)
+        return {**super().get_config(), "checkpoint_every": self.checkpoint_every}

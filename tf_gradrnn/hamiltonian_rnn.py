@@ -5,24 +5,12 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tf_gradrnn.cell_rnn import CellRNN
 from tf_gradrnn.hamiltonian_cell import HamiltonianCell
-
-_CELL_KEYS = (
-    "coordinates",
-    "hidden_units",
-    "activation",
-    "hamiltonian",
-    "dt",
-    "integrator",
-    "substeps",
-    "implicit_iterations",
-    "control",
-    "observe",
-)
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
-class HamiltonianRNN(keras.layers.RNN):
+class HamiltonianRNN(CellRNN):
     """A recurrent layer whose state (q, p) follows Hamilton's equations for a learned H.
 
         (q_t, p_t) = symplectic step of size dt for H(q, p[, x_t]) from (q_{t-1}, p_{t-1})
@@ -71,6 +59,20 @@ class HamiltonianRNN(keras.layers.RNN):
     References:
         Chen, Zhang, Arjovsky, Bottou, "Symplectic Recurrent Neural Networks", ICLR 2020.
     """
+
+    CELL_ARGUMENTS = (
+        "coordinates",
+        "hidden_units",
+        "activation",
+        "hamiltonian",
+        "dt",
+        "integrator",
+        "substeps",
+        "implicit_iterations",
+        "control",
+        "observe",
+    )
+    NETWORK_ARGUMENTS = ("hamiltonian",)
 
     def __init__(
         self,
@@ -126,16 +128,6 @@ class HamiltonianRNN(keras.layers.RNN):
     def hamiltonian(self) -> keras.layers.Layer:
         return self.cell.hamiltonian
 
-    def build(self, sequences_shape, initial_state_shape=None):
-        sequences_shape = tuple(sequences_shape)
-        if len(sequences_shape) != 3 or sequences_shape[-1] is None:
-            raise ValueError(
-                "HamiltonianRNN expects inputs of shape (batch, time, features) with a known "
-                f"feature size; got shape {sequences_shape}."
-            )
-        super().build(sequences_shape, initial_state_shape)
-        self.input_spec = keras.layers.InputSpec(ndim=3, axes={-1: sequences_shape[-1]})
-
     def call(self, sequences, initial_state=None, mask=None, training=False):
         dtype = tf.as_dtype(sequences.dtype)
         if not dtype.is_floating:
@@ -157,18 +149,3 @@ class HamiltonianRNN(keras.layers.RNN):
                         f"{self.coordinates}), got {shape}."
                     )
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["cell"]
-        cell_config = self.cell.get_config()
-        for key in _CELL_KEYS:
-            config[key] = cell_config[key]
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("hamiltonian") is not None:
-            config["hamiltonian"] = keras.saving.deserialize_keras_object(config["hamiltonian"])
-        return cls(**config)
