@@ -2,8 +2,7 @@
 
 NaN or Inf inputs, empty sequences (T = 0), an empty batch (B = 0), a very long sequence,
 a wrong dtype and an initial state of the wrong shape each get a clear error or a defined
-result (docs/robustness.md has the table). Tests marked `xfail(strict=True)` assert the
-behaviour the package should have and does not yet; their reasons give today's behaviour.
+result (docs/robustness.md has the table).
 
 Run as a script, this file measures the memory of one long inference (a fresh process, so
 that its peak RSS is its own):
