@@ -17,10 +17,7 @@ Run as a script, this file is one run:
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -30,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from processes import run_processes  # noqa: E402
 
 import tf_gradrnn  # noqa: E402
 
@@ -84,30 +82,16 @@ def run(out: Path):
 def test_two_seeded_runs_give_bit_identical_weights(tmp_path):
     outs = [tmp_path / f"run{i}" for i in range(2)]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    procs = []
-    try:
-        for out in outs:
-            out.mkdir()
-            with open(out / "process.log", "w") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, __file__, str(out)],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-            time.sleep(0.2)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    for proc, out in zip(procs, outs, strict=True):
-        assert proc.returncode == 0, (out / "process.log").read_text()[-3000:]
+    for out in outs:
+        out.mkdir()
+    codes = run_processes(
+        [[sys.executable, __file__, str(out)] for out in outs],
+        [env] * len(outs),
+        [out / "process.log" for out in outs],
+        TIMEOUT,
+    )
+    for code, out in zip(codes, outs, strict=True):
+        assert code == 0, (out / "process.log").read_text()[-3000:]
 
     reports = [json.loads((out / "report.json").read_text()) for out in outs]
     for report in reports:

@@ -15,14 +15,10 @@ before TensorFlow initializes its devices, and every worker of a cluster is its 
     TF_CONFIG='{...}' python tests/test_distributed.py worker OUT_DIR
 """
 
-import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -30,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import processes  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -160,36 +157,9 @@ def run_worker(out):
 
 
 def run_processes(commands, envs, log_dir, timeout=TIMEOUT):
-    """Runs the commands at once, each in its own process group, and returns their exit codes.
-
-    A process that fails stops the others (a peer left alone would wait for its collectives);
-    at the timeout all are killed. Output goes to files in `log_dir`, shown on failure."""
-    procs = []
-    with contextlib.ExitStack() as stack:
-        try:
-            for i, (command, env) in enumerate(zip(commands, envs, strict=True)):
-                log = stack.enter_context(open(log_dir / f"process{i}.log", "w"))
-                procs.append(
-                    subprocess.Popen(
-                        command,
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                codes = [proc.poll() for proc in procs]
-                if all(code is not None for code in codes) or any(codes):
-                    break
-                time.sleep(0.2)
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    return [proc.returncode for proc in procs]
+    """Runs the commands at once (see `processes.run_processes`); logs go to `log_dir`."""
+    logs = [log_dir / f"process{i}.log" for i in range(len(commands))]
+    return processes.run_processes(commands, envs, logs, timeout)
 
 
 def process_env(**extra):

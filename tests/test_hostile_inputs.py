@@ -13,8 +13,6 @@ that its peak RSS is its own):
 import json
 import os
 import resource
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from processes import run_processes  # noqa: E402
 
 import tf_gradrnn  # noqa: E402
 
@@ -340,30 +339,17 @@ def measure_long_sequence(steps: int, out: Path):
 
 def test_very_long_sequence_inference_runs_in_bounded_memory(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    procs = []
-    try:
-        for steps in (SHORT, LONG):
-            with open(tmp_path / f"{steps}.log", "w") as log:
-                command = [sys.executable, __file__, "long-sequence", str(steps)]
-                procs.append(
-                    subprocess.Popen(
-                        [*command, str(tmp_path / f"{steps}.json")],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-            time.sleep(0.2)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    for proc, steps in zip(procs, (SHORT, LONG), strict=True):
-        assert proc.returncode == 0, (tmp_path / f"{steps}.log").read_text()[-3000:]
+    codes = run_processes(
+        [
+            [sys.executable, __file__, "long-sequence", str(steps), str(tmp_path / f"{steps}.json")]
+            for steps in (SHORT, LONG)
+        ],
+        [env, env],
+        [tmp_path / f"{steps}.log" for steps in (SHORT, LONG)],
+        180,
+    )
+    for code, steps in zip(codes, (SHORT, LONG), strict=True):
+        assert code == 0, (tmp_path / f"{steps}.log").read_text()[-3000:]
     short, long = (json.loads((tmp_path / f"{s}.json").read_text()) for s in (SHORT, LONG))
     assert long["shape"] == [1, 1] and long["finite"] and short["finite"]
     per_step = (long["growth_mb"] - short["growth_mb"]) * 2**20 / (LONG - SHORT)
