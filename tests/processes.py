@@ -3,6 +3,7 @@
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -40,3 +41,15 @@ def run_processes(commands, envs, logs: list[Path], timeout: float) -> list[int]
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     return [proc.returncode for proc in procs]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports on 127.0.0.1 that were free a moment ago, for a local cluster."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

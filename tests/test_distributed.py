@@ -17,7 +17,6 @@ before TensorFlow initializes its devices, and every worker of a cluster is its 
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -108,6 +107,33 @@ def train_with_loop(strategy, xla_per_replica=False):
     return model.get_weights()
 
 
+def ragged_data():
+    """Padded sequences of 1..STEPS steps: the replicas' shares hold unequal real steps."""
+    x, y = data()
+    lengths = np.random.default_rng(2).integers(1, STEPS + 1, SAMPLES)
+    return x, y, (np.arange(STEPS) < lengths[:, None]).astype("float32")
+
+
+def train_ragged(strategy, loop, loss=None):
+    """Adam with gradient clipping on ragged data, 13 sequences in batches of 4 (the last
+    batch holds 1), by `distributed_fit` (`loop`) or by `model.fit`."""
+    x, y, weights = (a[:13] for a in ragged_data())
+    y = y[..., None]  # (b, T, 1), the shape Keras' own loss needs with (b, T) weights
+    with strategy.scope():
+        model = build_model()
+        model = keras.Model(model.inputs, model.layers[0].output)  # without the Reshape
+        optimizer = keras.optimizers.Adam(0.05, global_clipnorm=0.5)
+        model.compile(optimizer, loss=loss or tf_gradrnn.MaskedMeanSquaredError())
+    dataset = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(4)
+    if loop:
+        history = tf_gradrnn.distributed_fit(
+            model, dataset.repeat(EPOCHS), epochs=EPOCHS, steps_per_epoch=4, verbose=0
+        )
+    else:
+        history = model.fit(dataset, epochs=EPOCHS, shuffle=False, verbose=0)
+    return model.get_weights(), history.history["loss"]
+
+
 def save_weights(path, weights):
     np.savez(path, *weights)
 
@@ -137,6 +163,20 @@ def run_mirrored(out):
     except Exception as error:  # what Keras' jit_compile=True does under the strategy
         report["fit_jit_error"] = describe(error)
     save_weights(out / "mirrored_loop_xla.npz", train_with_loop(mirrored, xla_per_replica=True))
+    losses = {}
+    for name, strategy, loop, loss in (
+        ("ragged_one", one_device, False, None),
+        ("ragged_mirrored", mirrored, True, None),
+        (
+            "ragged_mirrored_keras_fit",
+            mirrored,
+            False,
+            keras.losses.MeanSquaredError(reduction="mean_with_sample_weight"),
+        ),
+    ):
+        weights, losses[name] = train_ragged(strategy, loop, loss)
+        save_weights(out / f"{name}.npz", weights)
+    report["ragged_losses"] = losses
     (out / "mirrored.json").write_text(json.dumps(report))
 
 
@@ -145,6 +185,8 @@ def run_worker(out):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     save_weights(out / f"worker{index}_loop.npz", train_with_loop(strategy))
+    weights, _ = train_ragged(strategy, loop=True)
+    save_weights(out / f"worker{index}_ragged.npz", weights)
     report = {"replicas": strategy.num_replicas_in_sync, "fit_error": None}
     try:
         save_weights(out / f"worker{index}_fit.npz", train_with_fit(strategy))
@@ -172,17 +214,6 @@ def logs_of(log_dir):
     return "\n".join(
         f"--- {path.name}\n{path.read_text()[-3000:]}" for path in sorted(log_dir.glob("*.log"))
     )
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def assert_same_weights(actual, expected, what):
@@ -229,10 +260,22 @@ def test_xla_under_mirrored_strategy(mirrored_run):
     )
 
 
+def test_distributed_fit_with_ragged_data_and_clipping_matches_one_device(mirrored_run):
+    out, report = mirrored_run
+    one = load_weights(out / "ragged_one.npz")
+    assert_same_weights(load_weights(out / "ragged_mirrored.npz"), one, "distributed_fit")
+    losses = report["ragged_losses"]
+    np.testing.assert_allclose(losses["ragged_mirrored"], losses["ragged_one"], rtol=1e-5)
+    # What distributed_fit and MaskedMeanSquaredError fix: Keras' fit with its own loss
+    # averages the replicas' per-replica means, and clips each replica's gradient alone.
+    keras_fit = load_weights(out / "ragged_mirrored_keras_fit.npz")
+    assert max(np.abs(a - b).max() for a, b in zip(keras_fit, one, strict=True)) > 1e-3
+
+
 @pytest.fixture(scope="module")
 def multi_worker_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("multi_worker")
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in processes.free_ports(2)]}
     tasks = [{"cluster": cluster, "task": {"type": "worker", "index": i}} for i in range(2)]
     envs = [process_env(TF_CONFIG=json.dumps(task)) for task in tasks]
     command = [sys.executable, __file__, "worker", str(out)]
@@ -249,6 +292,15 @@ def test_multi_worker_strategy_matches_single_process(multi_worker_run):
         np.testing.assert_array_equal(a, b)  # the all-reduce gives both workers the same bits
     single = train_with_fit(tf.distribute.get_strategy())
     assert_same_weights(first, single, "2 workers vs single-process model.fit")
+
+
+def test_distributed_fit_on_two_workers_matches_one_device(multi_worker_run):
+    out, _ = multi_worker_run
+    first, second = (load_weights(out / f"worker{i}_ragged.npz") for i in range(2))
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    single, _ = train_ragged(tf.distribute.get_strategy(), loop=False)
+    assert_same_weights(first, single, "distributed_fit on 2 workers vs one device")
 
 
 @pytest.mark.xfail(

@@ -23,11 +23,13 @@ if _keras.backend.backend() != "tensorflow":
     )
 
 from tf_gradrnn.callbacks import NonFiniteGuard  # noqa: E402
+from tf_gradrnn.distributed import distributed_fit  # noqa: E402
 from tf_gradrnn.export import export_saved_model  # noqa: E402
 from tf_gradrnn.gradient_rnn import GradientRNN  # noqa: E402
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell  # noqa: E402
 from tf_gradrnn.hamiltonian_cell import HamiltonianCell  # noqa: E402
 from tf_gradrnn.hamiltonian_rnn import HamiltonianRNN  # noqa: E402
+from tf_gradrnn.losses import MaskedMeanSquaredError  # noqa: E402
 from tf_gradrnn.mlp_potential import MLPPotential  # noqa: E402
 from tf_gradrnn.scalar_gradient import ScalarGradient, value_and_gradient  # noqa: E402
 
@@ -39,8 +41,10 @@ __all__ = [
     "HamiltonianCell",
     "HamiltonianRNN",
     "MLPPotential",
+    "MaskedMeanSquaredError",
     "NonFiniteGuard",
     "ScalarGradient",
+    "distributed_fit",
     "export_saved_model",
     "value_and_gradient",
     "__version__",

@@ -25,11 +25,12 @@ import tensorflow as tf
 
 import tf_gradrnn
 from tf_gradrnn import data as data_lib
-from tf_gradrnn import demo, training
+from tf_gradrnn import demo, distributed, training
 from tf_gradrnn.data import DataError
+from tf_gradrnn.distributed import ClusterError
 from tf_gradrnn.training import DEFAULTS, RunError
 
-USER_ERRORS = (DataError, RunError, OSError)
+USER_ERRORS = (DataError, RunError, ClusterError, OSError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         help = f"{text} (default: {shown})"
         sub.add_argument(flag, default=argparse.SUPPRESS, help=help, **kwargs)
+    sub.add_argument(
+        "--strategy",
+        choices=distributed.STRATEGIES,
+        default="default",
+        help="default: this process' device; mirrored: every GPU of this machine (or its "
+        "logical CPU devices); multi-worker: the cluster in TF_CONFIG, every worker running "
+        "this same command (worker 0 writes the run folder). XLA is off under mirrored and "
+        "multi-worker (default: default)",
+    )
     sub.add_argument("--crash-after-epoch", type=int, help=argparse.SUPPRESS)  # tests only
 
     sub = verb("evaluate", "the loss and fit of a model on sequences")
@@ -242,7 +252,23 @@ def _describe(data: data_lib.SequenceData) -> str:
     )
 
 
+def _strategy(args):
+    """The strategy of `train --strategy`: created before TensorFlow runs anything, since a
+    multi-worker strategy must configure collective ops at program start."""
+    if args.strategy == "default":
+        if os.environ.get("TF_CONFIG"):
+            print(
+                "note: TF_CONFIG is set but ignored: training on this machine alone "
+                "(--strategy multi-worker uses it)",
+                file=sys.stderr,
+            )
+        return None
+    return distributed.strategy_from_name(args.strategy)
+
+
 def train(args) -> int:
+    strategy = args.distribution
+    chief = distributed.is_chief(strategy) if strategy else True
     typed = [name for name in DEFAULTS if name in vars(args)]
     if args.resume:
         if typed or args.data or args.output:
@@ -265,13 +291,24 @@ def train(args) -> int:
         run_dir = args.output or Path("runs") / args.data.stem
         columns = {name: getattr(args, name) for name in COLUMNS}
         existed = run_dir.exists()
-        config = training.start(run_dir, options, data, {"path": str(args.data), **columns})
+        data_options = {"path": str(args.data), **columns}
+        if chief:
+            config = training.start(run_dir, options, data, data_options)
+        else:  # the chief creates the run folder
+            config = training.run_config(options, data, data_options)
     print(f"data: {_describe(data)}")
+    if strategy:
+        xla = "XLA off, " if config["jit"] else ""
+        print(
+            f"strategy: {args.strategy}, {strategy.num_replicas_in_sync} replicas ({xla}see --help)"
+        )
     try:
-        summary = training.train(run_dir, config, data, crash_after=args.crash_after_epoch)
+        summary = training.train(
+            run_dir, config, data, args.crash_after_epoch, strategy=strategy, chief=chief
+        )
     except BaseException as error:
         done = len(training.read_history(run_dir))
-        if not done and not args.resume:
+        if chief and not done and not args.resume:
             training.discard(run_dir, keep_folder=existed)  # nothing to resume: leave nothing
         if isinstance(error, KeyboardInterrupt) and done:
             hint = f"continue with: tf-gradrnn train --resume {run_dir}"
@@ -282,6 +319,12 @@ def train(args) -> int:
     best = ""
     if summary["best_epoch"]:
         best = f"kept epoch {summary['best_epoch']} (lowest validation loss): "
+    if not chief:
+        print(
+            f"trained {summary['epochs_run']} epochs; {best}loss {summary['loss']:.4g}{val}; "
+            f"the chief writes the run folder {run_dir}"
+        )
+        return 0
     print(
         f"trained {summary['epochs_run']} epochs; {best}loss {summary['loss']:.4g}{val}, "
         f"R^2 {summary['r2']:.4f} on the {summary['r2_on']} sequences\n"
@@ -475,8 +518,10 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit:  # --help, --version and usage errors
         return exit.code
-    _quiet_tensorflow()
     try:
+        if args.verb == "train":
+            args.distribution = _strategy(args)
+        _quiet_tensorflow()
         return VERBS[args.verb](args)
     except KeyboardInterrupt:
         if args.debug:

@@ -20,7 +20,9 @@ padded step does not count. `model.keras` holds the same layer without the mask 
 import csv
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +33,9 @@ import tensorflow as tf
 from tf_gradrnn import data as data_lib
 from tf_gradrnn import plots
 from tf_gradrnn.callbacks import NonFiniteGuard
+from tf_gradrnn.distributed import distributed_fit
 from tf_gradrnn.gradient_rnn import GradientRNN
+from tf_gradrnn.losses import MaskedMeanSquaredError
 
 DEFAULTS = {
     "units": 8,
@@ -92,7 +96,8 @@ def wrap(layer: GradientRNN, features: int) -> tuple[keras.Model, keras.Model]:
 
 
 def compile_for_training(model: keras.Model, options: dict, optimizer=None) -> None:
-    """MSE over the real steps: the weights are the mask, and the mean divides by their sum.
+    """MSE over the real steps: the weights are the mask, and the mean divides by their sum
+    over the whole batch, across replicas under a distribution strategy.
 
     Adam clips the global gradient norm (`clip_norm`, 0 = no clipping): as in any RNN, a
     gradient through many steps can explode, and one such step can undo a whole run.
@@ -100,7 +105,7 @@ def compile_for_training(model: keras.Model, options: dict, optimizer=None) -> N
     clip = {"global_clipnorm": options["clip_norm"]} if options.get("clip_norm") else {}
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(options["learning_rate"], **clip),
-        loss=keras.losses.MeanSquaredError(reduction="mean_with_sample_weight"),
+        loss=MaskedMeanSquaredError(),
         jit_compile=options["jit"],
     )
 
@@ -251,13 +256,9 @@ class _Recorder(keras.callbacks.Callback):
             writer.close()
 
 
-def start(run_dir: Path, options: dict, data: data_lib.SequenceData, data_options: dict):
-    """Creates `run_dir` with its `config.json`; raises RunError if it cannot."""
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise RunError(
-            f"{run_dir} already exists; resume it with --resume {run_dir}, or pick another --output"
-        )
-    config = {
+def run_config(options: dict, data: data_lib.SequenceData, data_options: dict) -> dict:
+    """What `config.json` holds: the options, and where the data is and what it was."""
+    return {
         **options,
         "data": {
             **data_options,
@@ -268,6 +269,15 @@ def start(run_dir: Path, options: dict, data: data_lib.SequenceData, data_option
             "sha256": data_lib.fingerprint(data),
         },
     }
+
+
+def start(run_dir: Path, options: dict, data: data_lib.SequenceData, data_options: dict):
+    """Creates `run_dir` with its `config.json`; raises RunError if it cannot."""
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RunError(
+            f"{run_dir} already exists; resume it with --resume {run_dir}, or pick another --output"
+        )
+    config = run_config(options, data, data_options)
     existed = run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -289,9 +299,21 @@ def discard(run_dir: Path, keep_folder: bool = False) -> None:
 
 
 def train(
-    run_dir: Path, config: dict, data: data_lib.SequenceData, crash_after=None, verbose=None
+    run_dir: Path,
+    config: dict,
+    data: data_lib.SequenceData,
+    crash_after=None,
+    verbose=None,
+    strategy: tf.distribute.Strategy | None = None,
+    chief: bool = True,
 ) -> dict:
-    """Trains (or resumes) the run in `run_dir`; returns a summary. See the module docstring."""
+    """Trains (or resumes) the run in `run_dir`; returns a summary. See the module docstring.
+
+    With a `strategy` (`tf_gradrnn.distributed.strategy_from_name`), the model is created in
+    its scope and trained by `distributed_fit`, without XLA. A worker that is not the
+    `chief` reads `run_dir` (to resume) but writes its checkpoints to a scratch folder,
+    deleted at the end, and no results: the chief writes the run folder.
+    """
     if (run_dir / "model.keras").exists():
         raise RunError(f"{run_dir} is finished (it holds model.keras); nothing to resume")
     if data_lib.fingerprint(data) != config["data"]["sha256"]:
@@ -299,42 +321,71 @@ def train(
     history = read_history(run_dir)
     done = len(history)
     keras.utils.set_random_seed(config["seed"])
-    if done:
-        training_model = load_model(_checkpoint(run_dir, done))
-        layer = find_layer(training_model, "the checkpoint")
-        _, model = wrap(layer, data.features)
-        compile_for_training(training_model, config, optimizer=training_model.optimizer)
-    else:
-        layer = build_layer(config)
-        training_model, model = wrap(layer, data.features)
-        compile_for_training(training_model, config)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        if done:
+            training_model = load_model(_checkpoint(run_dir, done))
+            layer = find_layer(training_model, "the checkpoint")
+            compile_for_training(training_model, config, optimizer=training_model.optimizer)
+        else:
+            layer = build_layer(config)
+            training_model, _ = wrap(layer, data.features)
+            compile_for_training(training_model, config)
 
-    train_idx, val_idx = data_lib.split(len(data.x), config["validation_split"], config["seed"])
-    batch = config["batch_size"]
-    if done < config["epochs"] and not _stopped(history, config["patience"]):
-        training_model.fit(
-            data_lib.training_dataset(
-                data, train_idx, batch, config["seed"], done, config["epochs"]
-            ),
-            validation_data=data_lib.evaluation_dataset(data, val_idx, batch)
-            if len(val_idx)
-            else None,
-            steps_per_epoch=-(-len(train_idx) // batch),
-            initial_epoch=done,
-            epochs=config["epochs"],
-            shuffle=False,  # the dataset is shuffled, by epoch
-            callbacks=[
-                NonFiniteGuard(),  # a diverging run stops with an error, not NaN weights
-                _Recorder(run_dir, history, config["patience"], crash_after),
-            ],
-            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
-        )
+    write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="tf-gradrnn-worker-"))
+    try:
+        _fit(training_model, config, data, history, write_dir, crash_after, verbose, strategy)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
     best = _best_epoch(history)
+    summary = {**history[(best or len(history)) - 1], "epochs_run": len(history)}
+    if not chief:
+        return {**summary, "best_epoch": best}
     if best:  # restore the weights of the epoch with the lowest validation loss
         layer.set_weights(find_layer(load_model(_checkpoint(run_dir, best))).get_weights())
+    if strategy:  # predict and save outside the strategy, with a plain copy of the layer
+        weights = layer.get_weights()
+        layer = GradientRNN.from_config(layer.get_config())
+        training_model, _ = wrap(layer, data.features)
+        layer.set_weights(weights)
+    return {**summary, **_finish(run_dir, training_model, layer, data, config, history, best)}
 
+
+def _fit(training_model, config, data, history, write_dir, crash_after, verbose, strategy):
+    """Trains for the epochs that `history` does not hold yet, unless early stopping ended."""
+    done = len(history)
+    if done >= config["epochs"] or _stopped(history, config["patience"]):
+        return
+    train_idx, val_idx = data_lib.split(len(data.x), config["validation_split"], config["seed"])
+    batch = config["batch_size"]
+    arguments = {
+        "epochs": config["epochs"],
+        "steps_per_epoch": -(-len(train_idx) // batch),
+        "initial_epoch": done,
+        "validation_data": data_lib.evaluation_dataset(data, val_idx, batch)
+        if len(val_idx)
+        else None,
+        "callbacks": [
+            NonFiniteGuard(),  # a diverging run stops with an error, not NaN weights
+            _Recorder(write_dir, history, config["patience"], crash_after),
+        ],
+        "verbose": verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+    }
+    dataset = data_lib.training_dataset(
+        data, train_idx, batch, config["seed"], done, config["epochs"]
+    )
+    if strategy:
+        distributed_fit(training_model, dataset, **arguments)
+    else:
+        training_model.fit(dataset, shuffle=False, **arguments)  # shuffled by epoch already
+
+
+def _finish(run_dir, training_model, layer, data, config, history, best) -> dict:
+    """Plots, and `model.keras` last: it marks the run finished."""
+    train_idx, val_idx = data_lib.split(len(data.x), config["validation_split"], config["seed"])
     shown, part = (val_idx, "validation") if len(val_idx) else (train_idx, "training")
-    y_pred = training_model.predict(data_lib.evaluation_dataset(data, shown, batch), verbose=0)
+    dataset = data_lib.evaluation_dataset(data, shown, config["batch_size"])
+    y_pred = training_model.predict(dataset, verbose=0)
     curves = {key: [row[key] for row in history] for key in history[0] if key != "epoch"}
     atomic_write(run_dir / "loss.png", lambda tmp: plots.loss_curve(curves, tmp, run_dir.name))
     names = [data.ids[i] for i in shown]
@@ -344,6 +395,6 @@ def train(
             data.y[shown], y_pred[..., 0], data.mask[shown], tmp, title=part, names=names
         ),
     )
-    atomic_write(run_dir / "model.keras", model.save)  # last: it marks the run finished
-    final = history[(best or len(history)) - 1]
-    return {**final, "epochs_run": len(history), "best_epoch": best, "r2": r2, "r2_on": part}
+    _, model = wrap(layer, data.features)
+    atomic_write(run_dir / "model.keras", model.save)
+    return {"best_epoch": best, "r2": r2, "r2_on": part}
