@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import tf_gradrnn
 from tf_gradrnn import data as data_lib
-from tf_gradrnn import demo, distributed, training
+from tf_gradrnn import demo, distributed, plots, training
 from tf_gradrnn.data import DataError
 from tf_gradrnn.distributed import ClusterError
 from tf_gradrnn.training import DEFAULTS, RunError
@@ -327,7 +327,7 @@ def train(args) -> int:
         return 0
     print(
         f"trained {summary['epochs_run']} epochs; {best}loss {summary['loss']:.4g}{val}, "
-        f"R^2 {summary['r2']:.4f} on the {summary['r2_on']} sequences\n"
+        f"R^2 {plots.format_r2(summary['r2'])} on the {summary['r2_on']} sequences\n"
         f"run folder {run_dir}:\n"
         f"  model.keras                the trained model\n"
         f"  history.csv, loss.png      loss per epoch\n"
@@ -355,9 +355,10 @@ def evaluate(args) -> int:
     mask, y = data.mask, data.y
     error = (y_pred - y)[mask]
     mse = float(np.mean(error**2))
-    r2 = 1.0 - mse / float(np.var(y[mask]) or 1e-30)
+    variance = float(np.var(y[mask]))
+    r2 = f"{1.0 - mse / variance:.6f}" if variance > 0 else plots.format_r2(float("nan"))
     print(f"{args.model} on {_describe(data)}: {int(mask.sum())} real steps")
-    print(f"mse {mse:.6g}  rmse {np.sqrt(mse):.6g}  mae {np.mean(np.abs(error)):.6g}  r2 {r2:.6f}")
+    print(f"mse {mse:.6g}  rmse {np.sqrt(mse):.6g}  mae {np.mean(np.abs(error)):.6g}  r2 {r2}")
     return 0
 
 

@@ -9,6 +9,7 @@ Models see the mask: a masked step keeps the previous state and has zero weight 
 
 Formats:
 - `.npz`: `x` (n, T, features), `y` (n, T) and optionally `mask` (n, T) or `lengths` (n,).
+  Integer arrays are cast; bool (but in `mask`), complex, text and object arrays are refused.
 - `.csv`, long format: one row per step with a sequence id column, a time column (it orders
   the rows of a sequence: numbers numerically, anything else as text), feature columns and a
   target column.
@@ -25,6 +26,9 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
+
+NPZ_ARRAYS = ("x", "y", "mask", "lengths")  # the arrays of an .npz that are read
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class DataError(ValueError):
@@ -63,7 +67,8 @@ def load(
 
     Args:
         path: the data file or folder.
-        target: whether `y` is required (training, evaluation) or optional (prediction).
+        target: whether `y` is required (training, evaluation) or ignored (prediction: `y`
+            is None, and a bad target, a NaN or a wrong shape, is not an error).
         id_column, time_column, target_column: .csv column names.
         feature_columns: .csv feature columns; by default every other column.
 
@@ -85,23 +90,40 @@ def load(
 
 
 def _checked(data: SequenceData) -> SequenceData:
-    n, steps = data.mask.shape
-    if n == 0 or steps == 0:
-        raise DataError(f"{data.source}: holds no sequences")
+    n, steps, features = data.x.shape
+    if n == 0:
+        raise DataError(f"{data.source}: holds no sequences (x has shape {data.x.shape})")
+    if steps == 0:
+        raise DataError(
+            f"{data.source}: its sequences have no time steps (x has shape {data.x.shape})"
+        )
+    if features == 0:  # oneDNN aborts the whole process on a layer of no inputs
+        raise DataError(f"{data.source}: x has no features per step (shape {data.x.shape})")
     empty = np.flatnonzero(~data.mask.any(axis=1))
     if empty.size:
-        raise DataError(f"{data.source}: sequence {data.ids[empty[0]]} has no unmasked step")
+        raise DataError(
+            f"{data.source}: sequence {data.ids[empty[0]]} has no real step (its mask is all "
+            "False); drop it or unmask a step"
+        )
     for name, values in (("x", data.x), ("y", data.y)):
         if values is None:
             continue
-        bad = ~np.isfinite(values)
-        bad = (bad.any(axis=-1) if bad.ndim == 3 else bad) & data.mask
-        if bad.any():
-            i, t = np.argwhere(bad)[0]
-            raise DataError(
-                f"{data.source}: {name} holds NaN or Inf (first in sequence {data.ids[i]}, "
-                f"step {t})"
-            )
+        # Real steps only: padded values are zeroed below. A finite float64 beyond float32's
+        # range would become Inf in that cast, silently.
+        real = data.mask[..., None] if values.ndim == 3 else data.mask
+        for problem, bad in (
+            ("NaN or Inf", ~np.isfinite(values)),
+            ("a value beyond float32's range (+-3.4e38)", np.abs(values) > FLOAT32_MAX),
+        ):
+            where = np.argwhere(bad & real)
+            if where.size:
+                i, t, *j = where[0]
+                time = data.steps[i][int(data.mask[i, :t].sum())]  # the time column's value
+                feature = f", feature {data.feature_names[j[0]]}" if j else ""
+                raise DataError(
+                    f"{data.source}: {name} holds {problem} (first in sequence {data.ids[i]}, "
+                    f"step {time}{feature})"
+                )
     x = np.where(data.mask[..., None], data.x, 0.0).astype(np.float32)
     y = None if data.y is None else np.where(data.mask, data.y, 0.0).astype(np.float32)
     return data._replace(x=x, y=y)
@@ -109,19 +131,25 @@ def _checked(data: SequenceData) -> SequenceData:
 
 def _load_npz(path: Path, target: bool) -> SequenceData:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        npz = np.load(path, allow_pickle=False)
     except Exception as error:
         raise DataError(f"cannot read {path} as .npz: {error}") from error
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: is one .npy array, not an .npz of named arrays (np.savez)")
+    with npz:
+        names, arrays = list(npz.files), {}
+        for key in NPZ_ARRAYS:  # only these: another array may hold anything
+            if key in names and (target or key != "y"):
+                arrays[key] = _npz_array(npz, key, path)
     if "x" not in arrays:
-        raise DataError(f"{path}: no array 'x' (it holds: {', '.join(arrays) or 'nothing'})")
+        raise DataError(f"{path}: no array 'x' (it holds: {', '.join(names) or 'nothing'})")
     x = _numeric(arrays["x"], path, "x")
     if x.ndim != 3:
         raise DataError(f"{path}: x must have shape (n, time, features), got {x.shape}")
     n, steps, features = x.shape
-    y = arrays.get("y")
+    y = arrays.get("y")  # None unless target
     if y is None and target:
-        raise DataError(f"{path}: no array 'y' (it holds: {', '.join(arrays)})")
+        raise DataError(f"{path}: no array 'y' (it holds: {', '.join(names)})")
     if y is not None:
         y = _numeric(y, path, "y")
         y = y[..., 0] if y.ndim == 3 and y.shape[-1] == 1 else y
@@ -131,15 +159,32 @@ def _load_npz(path: Path, target: bool) -> SequenceData:
         raise DataError(f"{path}: holds both 'mask' and 'lengths'; keep one")
     if "mask" in arrays:
         mask = arrays["mask"]
-        if mask.shape != (n, steps) or not np.isin(mask, (0, 1)).all():
-            raise DataError(f"{path}: mask must be (n, time) = {(n, steps)} of 0/1 or bool")
+        if mask.shape != (n, steps):
+            raise DataError(
+                f"{path}: mask must have shape (n, time) = {(n, steps)}, got {mask.shape}"
+            )
+        if mask.dtype != bool:
+            mask = _numeric(mask, path, "mask")
+            other = np.argwhere(~np.isin(mask, (0, 1)))
+            if other.size:
+                i, t = other[0]
+                raise DataError(
+                    f"{path}: mask must hold bool or 0/1, got {mask[i, t]:g} at sequence {i}, "
+                    f"step {t}"
+                )
         mask = mask.astype(bool)
     elif "lengths" in arrays:
-        lengths = arrays["lengths"]
-        if lengths.shape != (n,) or not np.array_equal(lengths, np.round(lengths)):
-            raise DataError(f"{path}: lengths must be (n,) = ({n},) integers")
-        if lengths.min() < 1 or lengths.max() > steps:
-            raise DataError(f"{path}: lengths must lie in 1..{steps}")
+        lengths = _numeric(arrays["lengths"], path, "lengths")
+        if lengths.shape != (n,):
+            raise DataError(f"{path}: lengths must have shape (n,) = ({n},), got {lengths.shape}")
+        # NaN is not whole (NaN != NaN); Inf is, and then lies outside 1..steps.
+        bad = np.flatnonzero((lengths != np.round(lengths)) | (lengths < 1) | (lengths > steps))
+        if bad.size:
+            i = bad[0]
+            raise DataError(
+                f"{path}: lengths must be whole numbers in 1..{steps} (x's time steps), got "
+                f"{lengths[i]:g} for sequence {i}"
+            )
         mask = np.arange(steps) < lengths[:, None]
     else:
         mask = np.ones((n, steps), bool)
@@ -148,7 +193,23 @@ def _load_npz(path: Path, target: bool) -> SequenceData:
     return SequenceData(x, y, mask, ids, steps, [f"x{j + 1}" for j in range(features)], str(path))
 
 
+def _npz_array(npz, key: str, path: Path) -> np.ndarray:
+    try:
+        return npz[key]
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise DataError(f"cannot read {key} from {path}: {error}") from None
+        # Loading Python objects runs pickle, which can run any code: never for a data file.
+        raise DataError(
+            f"{path}: {key} must hold numbers, got dtype object (Python objects, e.g. ragged "
+            "sequences); pad them into one float array with a mask"
+        ) from None
+    except Exception as error:
+        raise DataError(f"cannot read {key} from {path}: {error}") from None
+
+
 def _numeric(array: np.ndarray, path: Path, name: str) -> np.ndarray:
+    """`array` as float64; ints are cast, bool, complex, text and other dtypes refused."""
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise DataError(f"{path}: {name} must hold numbers, got dtype {array.dtype}")
     return array.astype(np.float64)
@@ -165,8 +226,7 @@ def _load_csv(
     if not rows:
         raise DataError(f"{path}: is empty (expected a header row)")
     header = [name.strip() for name in rows[0]]
-    has_target = target_column in header
-    if target and not has_target:
+    if target and target_column not in header:
         raise DataError(
             f"{path}: no target column '{target_column}' (columns: {', '.join(header)}); "
             "set --target-column"
@@ -176,6 +236,8 @@ def _load_csv(
         features = [c for c in header if c not in named]
         if not features:
             raise DataError(f"{path}: no feature columns besides {', '.join(named)}")
+    elif not features:
+        raise DataError(f"{path}: the list of feature columns is empty; set --feature-columns")
     wanted = [("id", id_column, "--id-column"), ("time", time_column, "--time-column")]
     wanted += [("feature", name, "--feature-columns") for name in features]
     for kind, name, flag in wanted:
@@ -183,7 +245,7 @@ def _load_csv(
             raise DataError(
                 f"{path}: no {kind} column '{name}' (columns: {', '.join(header)}); set {flag}"
             )
-    value_columns = features + ([target_column] if has_target else [])
+    value_columns = features + ([target_column] if target else [])
     where = [header.index(c) for c in value_columns]
     id_at, time_at = header.index(id_column), header.index(time_column)
     sequences: dict[str, dict[str, list[float]]] = {}
@@ -217,7 +279,7 @@ def _load_csv(
         np.array([sequences[i][t] for t in steps]) for i, steps in zip(ids, ordered, strict=True)
     ]
     x, mask = _pad([v[:, : len(features)] for v in values])
-    y = _pad([v[:, len(features)] for v in values])[0] if has_target else None
+    y = _pad([v[:, len(features)] for v in values])[0] if target else None
     return SequenceData(x, y, mask, ids, ordered, list(features), str(path))
 
 
@@ -263,7 +325,7 @@ def _load_tfrecords(folder: Path, target: bool) -> SequenceData:
     if not xs:
         raise DataError(f"{folder}: its TFRecord files hold no records")
     x, mask = _pad(xs)
-    y = _pad(ys)[0] if all(y is not None for y in ys) else None
+    y = _pad(ys)[0] if target else None
     steps = [[str(t) for t in range(len(xi))] for xi in xs]
     return SequenceData(
         x, y, mask, ids, steps, [f"x{j + 1}" for j in range(x.shape[-1])], str(folder)
@@ -277,14 +339,16 @@ def _parse_sequence_example(record: bytes, where: str, target: bool):
     except Exception:
         raise DataError(f"{where}: not a tf.train.SequenceExample") from None
     lists, context = example.feature_lists.feature_list, example.context.feature
-    if "x" not in lists or not lists["x"].feature:
+    if "x" not in lists:
         raise DataError(f"{where}: no feature list 'x'")
-    x = [f.float_list.value for f in lists["x"].feature]
+    if not lists["x"].feature:
+        raise DataError(f"{where}: feature list 'x' has no steps (a sequence needs one or more)")
+    x = _floats(lists["x"], "x", where)
     if len({len(v) for v in x}) != 1 or not x[0]:
         raise DataError(f"{where}: feature list 'x' must hold the same number of floats per step")
     y = None
-    if "y" in lists:
-        y = [f.float_list.value for f in lists["y"].feature]
+    if target and "y" in lists:
+        y = _floats(lists["y"], "y", where)
         if len(y) != len(x) or any(len(v) != 1 for v in y):
             raise DataError(
                 f"{where}: feature list 'y' must hold one float at each of {len(x)} steps"
@@ -294,6 +358,17 @@ def _parse_sequence_example(record: bytes, where: str, target: bool):
         raise DataError(f"{where}: no feature list 'y'")
     name = context["id"].bytes_list.value[0].decode() if "id" in context else None
     return np.array(x), y, name
+
+
+def _floats(feature_list, name: str, where: str) -> list:
+    """Each step's float_list values; another kind (int64_list, bytes_list) is refused."""
+    for t, feature in enumerate(feature_list.feature):
+        kind = feature.WhichOneof("kind")
+        if kind not in ("float_list", None):  # None: an empty Feature, no values
+            raise DataError(
+                f"{where}: feature list '{name}' holds {kind} at step {t}; it must hold float_list"
+            )
+    return [feature.float_list.value for feature in feature_list.feature]
 
 
 def write_tfrecord(path, x, y=None, mask=None, ids=None) -> None:

@@ -30,6 +30,11 @@ def loss_curve(history: dict[str, list[float]], path: str | os.PathLike, title: 
     fig.savefig(path, dpi=100, format="png")
 
 
+def format_r2(r2: float) -> str:
+    """R^2 to 4 decimals, or "n/a" when the truth is constant and R^2 is undefined."""
+    return "n/a (constant target)" if np.isnan(r2) else f"{r2:.4f}"
+
+
 def prediction_plot(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -53,7 +58,8 @@ def prediction_plot(
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     mask = np.ones(y_true.shape, bool) if mask is None else np.asarray(mask, bool)
     t, p = y_true[mask], y_pred[mask]
-    r2 = 1.0 - np.sum((p - t) ** 2) / max(np.sum((t - t.mean()) ** 2), 1e-30)
+    spread = np.sum((t - t.mean()) ** 2)
+    r2 = 1.0 - np.sum((p - t) ** 2) / spread if spread > 0 else float("nan")  # constant truth
 
     fig = Figure(figsize=(11, 4), layout="constrained")
     over_time, scatter = fig.subplots(1, 2, width_ratios=(2, 1))
@@ -68,7 +74,9 @@ def prediction_plot(
     scatter.scatter(t, p, s=4, alpha=0.4)
     low, high = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
     scatter.plot([low, high], [low, high], "k-", linewidth=0.8)
-    scatter.set(xlabel="true y", ylabel="predicted y", title=f"all real steps, R^2 = {r2:.4f}")
+    scatter.set(
+        xlabel="true y", ylabel="predicted y", title=f"all real steps, R^2 = {format_r2(r2)}"
+    )
     scatter.set_aspect("equal", adjustable="datalim")
     fig.savefig(path, dpi=100, format="png")
     return float(r2)
