@@ -1,33 +1,19 @@
-"""Training runs for the command line: a run folder, per-epoch checkpoints and resume.
+"""Training runs for the command line: build, train (or resume) and finish a model.
 
-    RUN/config.json                     options, data source and fingerprint (written first)
-    RUN/history.csv                     epoch, loss[, val_loss]: one row per finished epoch
-    RUN/checkpoints/epoch-NNNN.keras    the training model and its optimizer after each epoch
-    RUN/logs/train, RUN/logs/validation TensorBoard scalars: epoch_loss per epoch
-    RUN/model.keras                     the final model, x (b, T, F) -> y (b, T) (written last)
-    RUN/loss.png, RUN/predictions.png
-
-Every file is written to a hidden temporary name and renamed, so a crash never leaves a
-half-written file. A run interrupted after epoch k resumes from `epoch-k.keras` and its first
-k history rows; since each epoch's batch order depends only on the seed and the epoch number
-(`data.training_dataset`), it ends with the history of an uninterrupted run.
+`train` keeps its files in a run folder (`tf_gradrnn.run_folder`: config, history, per-epoch
+checkpoints, TensorBoard logs, the final model), from which an interrupted run resumes.
 
 The model trained is `{"x": (b, T, F), "mask": (b, T)} -> y (b, T, 1)`: the mask reaches the
 `GradientRNN`, so a padded step keeps the previous state, and it weights the loss, so a
 padded step does not count. `model.keras` holds the same layer without the mask input.
 """
 
-import csv
-import json
-import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_gradrnn import data as data_lib
@@ -36,6 +22,15 @@ from tf_gradrnn.callbacks import NonFiniteGuard
 from tf_gradrnn.distributed import distributed_fit
 from tf_gradrnn.gradient_rnn import GradientRNN
 from tf_gradrnn.losses import MaskedMeanSquaredError
+from tf_gradrnn.run_folder import (
+    Recorder,
+    RunError,
+    atomic_write,
+    best_epoch,
+    checkpoint,
+    read_history,
+    stopped,
+)
 
 DEFAULTS = {
     "units": 8,
@@ -51,23 +46,6 @@ DEFAULTS = {
     "seed": 0,
 }
 _SHAPE_ONLY = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Flatten)
-
-
-class RunError(ValueError):
-    """A problem with a run folder or a model file; the message says which and why."""
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]):
-    """Calls `write(tmp)` on a hidden name next to `path`, then renames it to `path`."""
-    path = Path(path)
-    tmp = path.with_name(".tmp-" + path.name)
-    try:
-        result = write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return result
 
 
 def build_layer(options: dict) -> GradientRNN:
@@ -166,138 +144,6 @@ def check_features(model: keras.Model, data: data_lib.SequenceData, name: str) -
         )
 
 
-def read_config(run_dir: Path) -> dict:
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise RunError(f"{run_dir} holds no run (no config.json); start one with --data")
-    try:
-        return json.loads(config_path.read_text())
-    except (OSError, ValueError) as error:
-        raise RunError(f"cannot read {config_path}: {error}") from None
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "history.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in rows]
-
-
-def _write_history(run_dir: Path, history: list[dict]) -> None:
-    def write(tmp):
-        with open(tmp, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows({k: repr(v) for k, v in row.items()} for row in history)
-
-    atomic_write(run_dir / "history.csv", write)
-
-
-def _checkpoint(run_dir: Path, epoch: int) -> Path:
-    return run_dir / "checkpoints" / f"epoch-{epoch:04d}.keras"
-
-
-def _best_epoch(history: list[dict]) -> int:
-    """The epoch (1-based) with the lowest validation loss, 0 without validation."""
-    if not history or "val_loss" not in history[0]:
-        return 0
-    return int(history[int(np.argmin([row["val_loss"] for row in history]))]["epoch"])
-
-
-def _stopped(history: list[dict], patience: int) -> bool:
-    best = _best_epoch(history)
-    return bool(patience and best and len(history) - best >= patience)
-
-
-def _scalar_metadata():
-    # What TensorBoard's scalar summary writes; tf.summary.scalar itself needs the
-    # tensorboard package, which this package does not depend on.
-    metadata = tf.compat.v1.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "scalars"
-    metadata.data_class = 1  # DATA_CLASS_SCALAR
-    return metadata
-
-
-class _Recorder(keras.callbacks.Callback):
-    """Checkpoints, history, TensorBoard scalars and early stopping, in the run folder."""
-
-    def __init__(self, run_dir: Path, history: list[dict], patience: int, crash_after=None):
-        super().__init__()
-        self.run_dir, self.history, self.patience = run_dir, history, patience
-        self.crash_after = crash_after
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
-        self.writers = {}
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1, "loss": float(logs["loss"])}
-        if "val_loss" in logs:
-            row["val_loss"] = float(logs["val_loss"])
-        # Checkpoint first: a crash between the two writes leaves a checkpoint that is ignored.
-        atomic_write(_checkpoint(self.run_dir, epoch + 1), self.model.save)
-        self.history.append(row)
-        _write_history(self.run_dir, self.history)
-        for name, key in (("train", "loss"), ("validation", "val_loss")):
-            if key in row:
-                if name not in self.writers:
-                    logdir = str(self.run_dir / "logs" / name)
-                    self.writers[name] = tf.summary.create_file_writer(logdir)
-                with self.writers[name].as_default():
-                    tf.summary.write("epoch_loss", row[key], epoch + 1, _scalar_metadata())
-                self.writers[name].flush()
-        if self.crash_after == epoch + 1:  # tests: die as a killed process would
-            os._exit(75)
-        if _stopped(self.history, self.patience):
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        for writer in self.writers.values():
-            writer.close()
-
-
-def run_config(options: dict, data: data_lib.SequenceData, data_options: dict) -> dict:
-    """What `config.json` holds: the options, and where the data is and what it was."""
-    return {
-        **options,
-        "data": {
-            **data_options,
-            "path": str(Path(data_options["path"]).resolve()),
-            "sequences": len(data.x),
-            "features": data.features,
-            "feature_names": data.feature_names,
-            "sha256": data_lib.fingerprint(data),
-        },
-    }
-
-
-def start(run_dir: Path, options: dict, data: data_lib.SequenceData, data_options: dict):
-    """Creates `run_dir` with its `config.json`; raises RunError if it cannot."""
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise RunError(
-            f"{run_dir} already exists; resume it with --resume {run_dir}, or pick another --output"
-        )
-    config = run_config(options, data, data_options)
-    existed = run_dir.exists()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(config, indent=2) + "\n"
-        atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(text))
-    except OSError as error:
-        discard(run_dir, keep_folder=existed)
-        raise RunError(f"cannot write the run folder {run_dir}: {error.strerror}") from None
-    return config
-
-
-def discard(run_dir: Path, keep_folder: bool = False) -> None:
-    """Deletes a run that has nothing to resume: its files, and the folder unless kept."""
-    if run_dir.is_dir():
-        for path in sorted(run_dir.rglob("*"), reverse=True):
-            path.rmdir() if path.is_dir() else path.unlink()
-        if not keep_folder:
-            run_dir.rmdir()
-
-
 def train(
     run_dir: Path,
     config: dict,
@@ -307,7 +153,8 @@ def train(
     strategy: tf.distribute.Strategy | None = None,
     chief: bool = True,
 ) -> dict:
-    """Trains (or resumes) the run in `run_dir`; returns a summary. See the module docstring.
+    """Trains (or resumes) the run in `run_dir`; returns a summary. See the module docstrings
+    of this module and of `tf_gradrnn.run_folder`.
 
     With a `strategy` (`tf_gradrnn.distributed.strategy_from_name`), the model is created in
     its scope and trained by `distributed_fit`, without XLA. A worker that is not the
@@ -323,7 +170,7 @@ def train(
     keras.utils.set_random_seed(config["seed"])
     with (strategy or tf.distribute.get_strategy()).scope():
         if done:
-            training_model = load_model(_checkpoint(run_dir, done))
+            training_model = load_model(checkpoint(run_dir, done))
             layer = find_layer(training_model, "the checkpoint")
             compile_for_training(training_model, config, optimizer=training_model.optimizer)
         else:
@@ -337,12 +184,12 @@ def train(
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
-    best = _best_epoch(history)
+    best = best_epoch(history)
     summary = {**history[(best or len(history)) - 1], "epochs_run": len(history)}
     if not chief:
         return {**summary, "best_epoch": best}
     if best:  # restore the weights of the epoch with the lowest validation loss
-        layer.set_weights(find_layer(load_model(_checkpoint(run_dir, best))).get_weights())
+        layer.set_weights(find_layer(load_model(checkpoint(run_dir, best))).get_weights())
     if strategy:  # predict and save outside the strategy, with a plain copy of the layer
         weights = layer.get_weights()
         layer = GradientRNN.from_config(layer.get_config())
@@ -354,7 +201,7 @@ def train(
 def _fit(training_model, config, data, history, write_dir, crash_after, verbose, strategy):
     """Trains for the epochs that `history` does not hold yet, unless early stopping ended."""
     done = len(history)
-    if done >= config["epochs"] or _stopped(history, config["patience"]):
+    if done >= config["epochs"] or stopped(history, config["patience"]):
         return
     train_idx, val_idx = data_lib.split(len(data.x), config["validation_split"], config["seed"])
     batch = config["batch_size"]
@@ -367,7 +214,7 @@ def _fit(training_model, config, data, history, write_dir, crash_after, verbose,
         else None,
         "callbacks": [
             NonFiniteGuard(),  # a diverging run stops with an error, not NaN weights
-            _Recorder(write_dir, history, config["patience"], crash_after),
+            Recorder(write_dir, history, config["patience"], crash_after),
         ],
         "verbose": verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
     }
