@@ -1,26 +1,27 @@
-"""Peak memory of one GradientRNN training step against the sequence length T.
+"""Peak memory and step time of GradientRNN training against the sequence length T, with and
+without gradient checkpointing.
 
-Run from the repository root (the default takes about three minutes on 2 CPU cores):
+Run from the repository root (about three minutes on 2 CPU cores):
 
-    python benchmarks/memory.py                                  # -> benchmarks/MEMORY.md
+    python benchmarks/memory.py --checkpoint-every 10 50           # -> benchmarks/MEMORY.md
     python benchmarks/memory.py --steps 50 100 --batch 32 --output /tmp/MEMORY.md
-    python benchmarks/memory.py --checkpoint-every 50            # with gradient checkpointing
 
 Training keeps every time step's activations for the second-order backward pass, so its
-memory grows linearly with T. Each T runs in a fresh subprocess, so that its peak is its own.
-In that process, for the model `Input((T, D)) -> GradientRNN(H, hidden_units=(U, U),
-return_sequences=True)` with MSE and SGD (`jit_compile=False` unless `--jit`):
+memory grows linearly with T; `GradientRNN(checkpoint_every=k)` keeps only the states between
+chunks of k steps and recomputes each chunk in the backward pass. Each case (T, k) runs in a
+fresh subprocess, so that its peak is its own. In that process, for the model
+`Input((T, D)) -> GradientRNN(H, hidden_units=(U, U), return_sequences=True)` with MSE and SGD
+(`jit_compile=False` unless `--jit`):
 
   imports          RSS once TensorFlow, Keras and tf_gradrnn are imported
   peak             the process' peak RSS after building the model and the data and running
-                   two training steps (`train_on_batch`; the first one also traces the step)
+                   1 + `--repeat` training steps (`train_on_batch`; the first also traces)
   peak - imports   what training at this size costs beyond the libraries
-  step time        wall time of the second, already traced, step
+  step time        the median wall time of the `--repeat` steps after the first
 
-The second step adds no peak of its own: it reuses the memory the first one freed, which the
-allocator keeps. The report ends with a least-squares line through `peak - imports`: the MB
-per time step that the backward pass keeps, and the T-independent part (model, traced graph,
-allocator slack).
+Later steps add no peak of their own: they reuse the memory the first one freed, which the
+allocator keeps. The report gives, per variant, a least-squares line through
+`peak - imports`: the MB per time step that training keeps, and the T-independent part.
 """
 
 import argparse
@@ -82,14 +83,16 @@ def run_case(spec: dict) -> dict:
     x = rng.standard_normal((b, t, d)).astype("float32")
     y = rng.standard_normal((b, t, 1)).astype("float32")
     model.train_on_batch(x, y)  # traces the step
-    start = time.perf_counter()
-    loss = model.train_on_batch(x, y)
-    seconds = time.perf_counter() - start
+    seconds = []
+    for _ in range(spec["repeat"]):
+        start = time.perf_counter()
+        loss = model.train_on_batch(x, y)
+        seconds.append(time.perf_counter() - start)
     return {
         **spec,
         "imports_mb": imports,
         "peak_mb": peak_mb(),
-        "step_seconds": seconds,
+        "step_seconds": sorted(seconds)[len(seconds) // 2],
         "loss": float(loss),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -128,28 +131,49 @@ def fit_line(steps: list[int], values: list[float]) -> tuple[float, float]:
     return slope, mean_v - slope * mean_t
 
 
-def table(results: list[dict]) -> list[str]:
-    lines = [
-        "| T | imports (MB) | peak (MB) | peak - imports (MB) | step time (s) |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['steps']} | {r['imports_mb']:.0f} | {r['peak_mb']:.0f} | "
-            f"{r['peak_mb'] - r['imports_mb']:.0f} | {r['step_seconds']:.2f} |"
-        )
+def variant_name(k) -> str:
+    return "no checkpointing" if k is None else f"checkpoint_every={k}"
+
+
+def table(results: list[dict], variants: list) -> list[str]:
+    """One row per T: for each variant, peak - imports and the step time; for each
+    checkpointed variant, both as a ratio to no checkpointing."""
+    header = ["T", "imports (MB)"]
+    for k in variants:
+        header += [f"{variant_name(k)}: peak - imports (MB)", "step (s)"]
+        if k is not None:
+            header += ["memory ratio", "time ratio"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    by_case = {(r["steps"], r["checkpoint_every"]): r for r in results}
+    for steps in sorted({r["steps"] for r in results}):
+        plain = by_case.get((steps, None))
+        cells = [str(steps), f"{next(r for r in results if r['steps'] == steps)['imports_mb']:.0f}"]
+        for k in variants:
+            r = by_case.get((steps, k))
+            if r is None:
+                cells += ["-"] * (2 if k is None else 4)
+                continue
+            cost = r["peak_mb"] - r["imports_mb"]
+            cells += [f"{cost:.0f}", f"{r['step_seconds']:.3f}"]
+            if k is not None:
+                if plain:
+                    base = plain["peak_mb"] - plain["imports_mb"]
+                    cells += [
+                        f"{cost / base:.2f}",
+                        f"{r['step_seconds'] / plain['step_seconds']:.2f}",
+                    ]
+                else:
+                    cells += ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def report(args, command: str, results: list[dict]) -> str:
+def report(args, command: str, results: list[dict], variants: list) -> str:
     first = results[0]
     size = (
         f"B={args.batch} D={args.features} H={args.units} U={args.hidden} "
         f"(hidden_units=({args.hidden}, {args.hidden}))"
     )
-    variant = f"jit_compile={args.jit}"
-    if args.checkpoint_every:
-        variant += f", checkpoint_every={args.checkpoint_every}"
     lines = [
         "# GradientRNN training memory against sequence length",
         "",
@@ -157,25 +181,27 @@ def report(args, command: str, results: list[dict]) -> str:
         "",
         f"- Machine: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
         f"TensorFlow {first['tensorflow']}, Keras {first['keras']}.",
-        f"- Model: `GradientRNN` {size}, `return_sequences=True`, MSE, SGD, {variant}; one "
-        "training step (`train_on_batch`) per T, in a fresh process.",
-        "- RSS of the process (Linux `ru_maxrss` for the peak); columns as in the docstring "
-        "of `benchmarks/memory.py`.",
+        f"- Model: `GradientRNN` {size}, `return_sequences=True`, MSE, SGD, "
+        f"jit_compile={args.jit}; 1 + {args.repeat} training steps (`train_on_batch`) per "
+        "case, each case in a fresh process.",
+        "- RSS of the process (Linux `ru_maxrss` for the peak); step time is the median of the "
+        "steps after the first; ratios are to no checkpointing at the same T, in this run. "
+        "Columns as in the docstring of `benchmarks/memory.py`.",
         "",
-        *table(results),
+        *table(results, variants),
         "",
     ]
-    if len(results) >= 2:
-        steps = [r["steps"] for r in results]
-        slope, intercept = fit_line(steps, [r["peak_mb"] - r["imports_mb"] for r in results])
-        per_sample_kb = slope * 1024 / args.batch
-        lines += [
-            f"A least-squares line through *peak - imports*: **{slope:.2f} MB per time step** "
-            f"({per_sample_kb:.1f} kB per sample and step) + {intercept:.0f} MB that does not "
-            "depend on T.",
-            "",
-        ]
-    return "\n".join(lines)
+    for k in variants:
+        rows = [r for r in results if r["checkpoint_every"] == k]
+        if len(rows) >= 2:
+            steps = [r["steps"] for r in rows]
+            slope, intercept = fit_line(steps, [r["peak_mb"] - r["imports_mb"] for r in rows])
+            lines.append(
+                f"- {variant_name(k)}: a least-squares line through *peak - imports* gives "
+                f"**{slope:.2f} MB per time step** ({slope * 1024 / args.batch:.1f} kB per "
+                f"sample and step) + {intercept:.0f} MB that does not depend on T."
+            )
+    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv):
@@ -187,7 +213,15 @@ def parse_args(argv):
     parser.add_argument("--features", type=int, default=16)
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--checkpoint-every", type=int, default=None)
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="K",
+        help="also measure GradientRNN(checkpoint_every=K) for each K",
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="timed steps after the first")
     parser.add_argument("--jit", action="store_true", help="compile with jit_compile=True")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -201,19 +235,22 @@ def main(argv=None) -> int:
         return 0
     command = "python benchmarks/memory.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     results = []
+    variants = [None, *args.checkpoint_every]
     for steps in args.steps:
-        spec = {
-            "batch": args.batch,
-            "steps": steps,
-            "features": args.features,
-            "units": args.units,
-            "hidden": args.hidden,
-            "checkpoint_every": args.checkpoint_every,
-            "jit": args.jit,
-        }
-        results.append(run_child(spec))
-        print(table(results)[-1], flush=True)
-    text = report(args, command.strip(), results)
+        for k in variants:
+            spec = {
+                "batch": args.batch,
+                "steps": steps,
+                "features": args.features,
+                "units": args.units,
+                "hidden": args.hidden,
+                "checkpoint_every": k,
+                "jit": args.jit,
+                "repeat": args.repeat,
+            }
+            results.append(run_child(spec))
+        print(table(results, variants)[-1], flush=True)
+    text = report(args, command.strip(), results, variants)
     print("\n" + text)
     args.output.write_text(text)
     print(f"Wrote {args.output}")

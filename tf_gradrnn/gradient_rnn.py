@@ -244,11 +244,14 @@ class GradientRNN(CellRNN):
 
         return tf.cond(steps > 0, loop, no_steps)
 
-    def _time_loop(self, sequences, initial_state, mask, training, go_backwards, return_all):
+    def _time_loop(
+        self, sequences, initial_state, mask, training, go_backwards, return_all, weights=None
+    ):
         """Keras' RNN loop over the cell, or over the closed form with the input part of the
-        first layer projected for all steps at once."""
+        first layer projected for all steps at once (with the potential's `weights`, if
+        given, instead of its variables)."""
         if self.cell.uses_closed_form:
-            closed = self.cell.potential.closed_form_gradient(self.cell.features)
+            closed = self.cell.potential.closed_form_gradient(self.cell.features, weights)
             inputs = closed.project(sequences)
 
             def step(projected, states):
@@ -292,22 +295,65 @@ class GradientRNN(CellRNN):
         if self.go_backwards:
             sequences = tf.reverse(sequences, axis=[1])
             mask = None if mask is None else tf.reverse(mask, axis=[1])
+        mask = None if mask is None else tf.cast(mask, sequences.dtype)
 
-        def chunk(x, h, *chunk_mask):
-            chunk_mask = tf.cast(chunk_mask[0], tf.bool) if chunk_mask else None
-            _, outputs, (h,) = self._time_loop(x, [h], chunk_mask, training, False, True)
-            return outputs, h
+        potential = self.cell.potential
+        variables = [
+            w for layer in (*potential.hidden_layers, potential.output_layer) for w in layer.weights
+        ]
 
+        def chunk(x, h, *rest):
+            chunk_mask = tf.cast(rest[0], tf.bool) if mask is not None else None
+            weights = rest[1:] if mask is not None else rest
+            _, outputs, (h,) = self._time_loop(
+                x, [h], chunk_mask, training, False, True, weights=list(weights)
+            )
+            return h, outputs
+
+        # The state comes first: in a graph, tf.recompute_grad starts a chunk's recomputation
+        # once the gradient of its *first* output exists. The outputs' gradient exists as
+        # soon as the loss' does, for every chunk at once; the state's comes from the next
+        # chunk's backward pass, so the chunks are recomputed one after the other.
         chunk = tf.recompute_grad(chunk)
+        # The weights enter every chunk as arguments, read once here: tf.recompute_grad
+        # differentiates its arguments, and variables captured inside a while loop's body
+        # cannot be.
+        weights = [tf.convert_to_tensor(v) for v in variables]
+        k = self.checkpoint_every
+        full = steps // k
         h, pieces = initial_state[0], []
-        for start in range(0, steps, self.checkpoint_every):
-            window = slice(start, start + self.checkpoint_every)
-            extra = [] if mask is None else [tf.cast(mask[:, window], sequences.dtype)]
-            outputs, h = chunk(sequences[:, window], h, *extra)
+        if full:
+            # One while loop over the whole chunks, not a Python loop: the graph stays the
+            # same size for any T, and the loop's backward pass visits the chunks in order.
+            def by_chunk(values):  # (batch, full * k, ...) -> (full, batch, k, ...)
+                shape = tf.concat([tf.shape(values)[:1], [full, k], tf.shape(values)[2:]], 0)
+                values = tf.reshape(values[:, : full * k], shape)
+                return tf.transpose(values, [1, 0, 2, *range(3, len(values.shape))])
+
+            chunks = [by_chunk(sequences)] + ([] if mask is None else [by_chunk(mask)])
+
+            def body(i, h, outputs):
+                x, *extra = (c[i] for c in chunks)
+                h, out = chunk(x, h, *extra, *weights)
+                return i + 1, h, outputs.write(i, out)
+
+            outputs = tf.TensorArray(self.compute_dtype, size=full)
+            _, h, outputs = tf.while_loop(
+                lambda i, *_: i < full,
+                body,
+                (tf.constant(0), h, outputs),
+                maximum_iterations=full,  # XLA needs the accumulators' size
+            )
+            outputs = outputs.stack()  # (full, batch, k, 1)
+            pieces.append(tf.reshape(tf.transpose(outputs, [1, 0, 2, 3]), [-1, full * k, 1]))
+        if steps % k:
+            rest = slice(full * k, steps)
+            extra = [] if mask is None else [mask[:, rest]]
+            h, outputs = chunk(sequences[:, rest], h, *extra, *weights)
             pieces.append(outputs)
-        outputs = tf.concat(pieces, axis=1)
+        outputs = tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0]
         if mask is not None and not self.zero_output_for_mask:
-            outputs = _carry_last_unmasked(outputs, mask)
+            outputs = _carry_last_unmasked(outputs, tf.cast(mask, tf.bool))
         return outputs[:, -1], outputs, [h]
 
     def get_config(self):

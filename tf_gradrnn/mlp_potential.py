@@ -137,7 +137,7 @@ class MLPPotential(keras.layers.Layer):
         """Whether `closed_form_gradient` supports this potential's activation."""
         return getattr(self.activation, "__name__", None) in _BACKPROP
 
-    def closed_form_gradient(self, features: int):
+    def closed_form_gradient(self, features: int, weights: Sequence | None = None):
         """Splits F(x, h) at column `features` of its input into two functions.
 
             project(x) = x W_1[:features] + b_1           x: (..., features) -> p: (..., u_1)
@@ -147,7 +147,10 @@ class MLPPotential(keras.layers.Layer):
         where m = n - features is the size of the state part of z.
 
         `project` is linear in x, so a recurrent layer applies it to a whole sequence in one
-        matmul before its time loop. The weights are read when this method is called.
+        matmul before its time loop. The weights are read when this method is called, or
+        taken from `weights`: tensors in `get_weights()` order, for code that must pass them
+        explicitly (a `tf.recompute_grad` function inside a loop differentiates its arguments,
+        not the variables it reads).
 
         Returns:
             `ClosedForm(project, value_and_gradient)`.
@@ -162,13 +165,17 @@ class MLPPotential(keras.layers.Layer):
                 f"supported: {sorted(_BACKPROP)}."
             )
         backprop = _BACKPROP[name]
-        first, rest = self.hidden_layers[0], self.hidden_layers[1:]
-        w_x = first.kernel[:features]
-        w_h = first.kernel[features:]
-        b_1 = first.bias
-        hidden = [(layer.kernel, layer.bias) for layer in rest]
-        w_out = self.output_layer.kernel[:, 0]
-        b_out = self.output_layer.bias[0]
+        if weights is None:
+            weights = [
+                w for layer in (*self.hidden_layers, self.output_layer) for w in layer.weights
+            ]
+        kernels, biases = weights[0::2], weights[1::2]
+        w_x = kernels[0][:features]
+        w_h = kernels[0][features:]
+        b_1 = biases[0]
+        hidden = list(zip(kernels[1:-1], biases[1:-1], strict=True))
+        w_out = kernels[-1][:, 0]
+        b_out = biases[-1][0]
         activation = self.activation
 
         def project(x):
