@@ -35,10 +35,11 @@ class GradientRNN(CellRNN):
     `keras.layers.Bidirectional` work as for any Keras RNN. Training differentiates through
     the inner gradient of every step (second order); see `GradientRNNCell`.
 
-    With the closed-form state gradient (the default for the built-in potential), the input
-    part of the first layer, `x_t W_1[:features] + b_1`, is computed for all steps in one
-    matmul before the time loop, as cuDNN does for LSTMs; only the h-dependent part stays in
-    the loop.
+    With the closed-form state gradient (the default for the built-in potential), the
+    potential's weights are read once, before the time loop. The input part of the first
+    layer, `x_t W_1[:features]`, stays inside the loop: computing it for all steps in one
+    matmul before the loop, as cuDNN does for LSTMs, was measured 3-14 % slower here
+    (`benchmarks/RESULTS.md`).
 
     Args:
         units: size of the state h.
@@ -247,23 +248,21 @@ class GradientRNN(CellRNN):
     def _time_loop(
         self, sequences, initial_state, mask, training, go_backwards, return_all, weights=None
     ):
-        """Keras' RNN loop over the cell, or over the closed form with the input part of the
-        first layer projected for all steps at once (with the potential's `weights`, if
-        given, instead of its variables)."""
+        """Keras' RNN loop over the cell, or over the closed form with the weights read once
+        (the potential's `weights`, if given, instead of its variables)."""
         if self.cell.uses_closed_form:
             closed = self.cell.potential.closed_form_gradient(self.cell.features, weights)
-            inputs = closed.project(sequences)
 
-            def step(projected, states):
-                y, gradient = closed.value_and_gradient(projected, states[0])
+            def step(x, states):
+                y, gradient = closed.value_and_gradient(closed.project(x), states[0])
                 return y[:, None], [self.cell.state_from_gradient(gradient)]
 
         else:
-            inputs = sequences
 
             def step(x, states):
                 return self.cell(x, states, training=training)
 
+        inputs = sequences
         return keras_rnn(
             step,
             inputs,

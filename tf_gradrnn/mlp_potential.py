@@ -146,8 +146,9 @@ class MLPPotential(keras.layers.Layer):
 
         where m = n - features is the size of the state part of z.
 
-        `project` is linear in x, so a recurrent layer applies it to a whole sequence in one
-        matmul before its time loop. The weights are read when this method is called, or
+        `project` is linear in x, so it can be applied to a whole sequence in one matmul
+        (`GradientRNN` does not: per step was measured faster). The weights are read when
+        this method is called, or
         taken from `weights`: tensors in `get_weights()` order, for code that must pass them
         explicitly (a `tf.recompute_grad` function inside a loop differentiates its arguments,
         not the variables it reads).
@@ -179,6 +180,8 @@ class MLPPotential(keras.layers.Layer):
         activation = self.activation
 
         def project(x):
+            if x.shape.rank == 2:
+                return tf.matmul(x, w_x) + b_1
             flat = tf.reshape(x, [-1, features])
             projected = tf.matmul(flat, w_x) + b_1
             return tf.reshape(projected, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
