@@ -63,3 +63,31 @@ def test_gpu_without_gpu_exits_with_a_message(tmp_path):
     result = run_bench(["--quick", "--device", "gpu"], tmp_path, timeout=60)
     assert result.returncode == 2
     assert "no GPU" in result.stderr
+
+
+def test_overhead_and_memory_scripts_run_and_report(tmp_path):
+    overhead = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "overhead.py"), "--size", "tiny"]
+        + ["--steps", "1", "3", "--reps", "2", "--gemm"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert overhead.returncode == 0, overhead.stderr[-2000:]
+    rows = [line for line in overhead.stdout.splitlines() if line.startswith("| ")]
+    assert len([r for r in rows if r.startswith(("| naive", "| tf_gradrnn"))]) == 3, rows
+    assert any(r.startswith("| 4 x 7 x 8 |") for r in rows), rows  # B x (D+H) x U of tiny
+    memory = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "memory.py"), "--steps", "8", "16"]
+        + ["--batch", "4", "--checkpoint-every", "4", "--repeat", "1"]
+        + ["--output", str(tmp_path / "MEMORY.md")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert memory.returncode == 0, memory.stderr[-2000:]
+    report = (tmp_path / "MEMORY.md").read_text()
+    assert "checkpoint_every=4: peak - imports (MB)" in report
+    assert report.count("MB per time step") == 2
