@@ -196,7 +196,16 @@ def distributed_fit(
         seen = []
         for step in range(steps_per_epoch):
             callback_list.on_train_batch_begin(step)
-            loss, size = train_step(next(batches))
+            batch = next(batches, None)
+            if batch is None:
+                raise ValueError(
+                    f"the dataset ended in epoch {epoch + 1} after {step} of its "
+                    f"{steps_per_epoch} batches; distributed_fit reads "
+                    f"(epochs - initial_epoch) * steps_per_epoch = "
+                    f"{(epochs - initial_epoch) * steps_per_epoch} batches in all "
+                    "(use dataset.repeat())"
+                )
+            loss, size = train_step(batch)
             seen.append((float(loss), int(size)))
             callback_list.on_train_batch_end(step, {"loss": mean_loss(seen)})
             if model.stop_training:

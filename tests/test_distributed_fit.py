@@ -1,0 +1,77 @@
+"""`distributed_fit` in one process: it is `model.fit` for a compiled model, callbacks included.
+
+Under several replicas and workers it is tested in `test_distributed.py` and
+`test_cli_distributed.py`, which need processes of their own.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_gradrnn
+
+N, T, D, BATCH, EPOCHS = 10, 6, 3, 4, 3  # 3 batches an epoch, the last of 2
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, T, D)).astype("float32")
+    y = rng.standard_normal((N, T, 1)).astype("float32")
+    mask = (np.arange(T) < rng.integers(1, T + 1, N)[:, None]).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, y, mask)).batch(BATCH)
+
+
+def compiled_model():
+    model = keras.Sequential(
+        [keras.Input((T, D)), tf_gradrnn.GradientRNN(3, hidden_units=(8,), return_sequences=True)]
+    )
+    rng = np.random.default_rng(1)
+    model.set_weights([0.5 * rng.standard_normal(w.shape) for w in model.get_weights()])
+    optimizer = keras.optimizers.Adam(0.05, global_clipnorm=0.5)
+    model.compile(optimizer=optimizer, loss=tf_gradrnn.MaskedMeanSquaredError())
+    return model
+
+
+def test_distributed_fit_equals_model_fit_on_one_device():
+    expected = compiled_model()
+    fit = expected.fit(data(), validation_data=data(), epochs=EPOCHS, shuffle=False, verbose=0)
+    model = compiled_model()
+    history = tf_gradrnn.distributed_fit(
+        model,
+        data().repeat(EPOCHS),
+        epochs=EPOCHS,
+        steps_per_epoch=3,
+        validation_data=data(),
+        verbose=0,
+    )
+    assert history is model.history
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(history.history[key], fit.history[key], rtol=1e-5)
+    for a, b in zip(model.get_weights(), expected.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_distributed_fit_drives_callbacks_and_resumes_at_initial_epoch():
+    seen = []
+    log = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append((epoch, sorted(logs)))
+    )
+    stop = keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)
+    model = compiled_model()
+    tf_gradrnn.distributed_fit(
+        model,
+        data().repeat(),
+        epochs=5,
+        initial_epoch=1,
+        steps_per_epoch=3,
+        callbacks=[log, stop],
+        verbose=0,
+    )
+    # Epochs 2 and 3 (0-based 1, 2): the first sets the best, the second stops without a gain.
+    assert seen == [(1, ["loss"]), (2, ["loss"])]
+
+
+def test_a_dataset_shorter_than_the_epochs_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"dataset ended in epoch 2 after 0 of its 3 batches"):
+        tf_gradrnn.distributed_fit(compiled_model(), data(), epochs=2, steps_per_epoch=3, verbose=0)
