@@ -10,17 +10,8 @@ import tensorflow as tf
 from keras.src.backend import rnn as keras_rnn
 
 from tf_gradrnn.cell_rnn import CellRNN
+from tf_gradrnn.checkpointed_loop import carry_last_unmasked, checkpointed_loop
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell, check_float_inputs
-
-
-def _carry_last_unmasked(outputs, mask):
-    """Keras' masked outputs: a masked step repeats the last unmasked step's output (zeros
-    before the first one). `outputs: (batch, time, n)` holds zeros at masked steps."""
-    positions = tf.where(mask, tf.range(tf.shape(mask)[1])[None, :], -1)
-    # The running maximum over time: the last unmasked step so far, -1 before any.
-    last = tf.transpose(tf.scan(tf.maximum, tf.transpose(positions)))
-    carried = tf.gather(outputs, tf.maximum(last, 0), axis=1, batch_dims=1)
-    return tf.where((last >= 0)[..., None], carried, tf.zeros_like(carried))
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -294,65 +285,28 @@ class GradientRNN(CellRNN):
         if self.go_backwards:
             sequences = tf.reverse(sequences, axis=[1])
             mask = None if mask is None else tf.reverse(mask, axis=[1])
-        mask = None if mask is None else tf.cast(mask, sequences.dtype)
-
         potential = self.cell.potential
         variables = [
             w for layer in (*potential.hidden_layers, potential.output_layer) for w in layer.weights
         ]
 
-        def chunk(x, h, *rest):
-            chunk_mask = tf.cast(rest[0], tf.bool) if mask is not None else None
-            weights = rest[1:] if mask is not None else rest
+        def run_chunk(x, h, chunk_mask, weights):
+            chunk_mask = None if chunk_mask is None else tf.cast(chunk_mask, tf.bool)
             _, outputs, (h,) = self._time_loop(
-                x, [h], chunk_mask, training, False, True, weights=list(weights)
+                x, [h], chunk_mask, training, False, True, weights=weights
             )
             return h, outputs
 
-        # The state comes first: in a graph, tf.recompute_grad starts a chunk's recomputation
-        # once the gradient of its *first* output exists. The outputs' gradient exists as
-        # soon as the loss' does, for every chunk at once; the state's comes from the next
-        # chunk's backward pass, so the chunks are recomputed one after the other.
-        chunk = tf.recompute_grad(chunk)
-        # The weights enter every chunk as arguments, read once here: tf.recompute_grad
-        # differentiates its arguments, and variables captured inside a while loop's body
-        # cannot be.
-        weights = [tf.convert_to_tensor(v) for v in variables]
-        k = self.checkpoint_every
-        full = steps // k
-        h, pieces = initial_state[0], []
-        if full:
-            # One while loop over the whole chunks, not a Python loop: the graph stays the
-            # same size for any T, and the loop's backward pass visits the chunks in order.
-            def by_chunk(values):  # (batch, full * k, ...) -> (full, batch, k, ...)
-                shape = tf.concat([tf.shape(values)[:1], [full, k], tf.shape(values)[2:]], 0)
-                values = tf.reshape(values[:, : full * k], shape)
-                return tf.transpose(values, [1, 0, 2, *range(3, len(values.shape))])
-
-            chunks = [by_chunk(sequences)] + ([] if mask is None else [by_chunk(mask)])
-
-            def body(i, h, outputs):
-                x, *extra = (c[i] for c in chunks)
-                h, out = chunk(x, h, *extra, *weights)
-                return i + 1, h, outputs.write(i, out)
-
-            outputs = tf.TensorArray(self.compute_dtype, size=full)
-            _, h, outputs = tf.while_loop(
-                lambda i, *_: i < full,
-                body,
-                (tf.constant(0), h, outputs),
-                maximum_iterations=full,  # XLA needs the accumulators' size
-            )
-            outputs = outputs.stack()  # (full, batch, k, 1)
-            pieces.append(tf.reshape(tf.transpose(outputs, [1, 0, 2, 3]), [-1, full * k, 1]))
-        if steps % k:
-            rest = slice(full * k, steps)
-            extra = [] if mask is None else [mask[:, rest]]
-            h, outputs = chunk(sequences[:, rest], h, *extra, *weights)
-            pieces.append(outputs)
-        outputs = tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0]
+        outputs, h = checkpointed_loop(
+            run_chunk,
+            sequences,
+            initial_state[0],
+            None if mask is None else tf.cast(mask, sequences.dtype),
+            self.checkpoint_every,
+            [tf.convert_to_tensor(v) for v in variables],  # read once, passed to every chunk
+        )
         if mask is not None and not self.zero_output_for_mask:
-            outputs = _carry_last_unmasked(outputs, tf.cast(mask, tf.bool))
+            outputs = carry_last_unmasked(outputs, mask)
         return outputs[:, -1], outputs, [h]
 
     def get_config(self):
