@@ -94,10 +94,10 @@ def train(args) -> int:
             config = run_folder.run_config(options, data, data_options)
     print(f"data: {_describe(data)}")
     if strategy:
+        replicas = strategy.num_replicas_in_sync
         xla = "XLA off, " if config["jit"] else ""
-        print(
-            f"strategy: {args.strategy}, {strategy.num_replicas_in_sync} replicas ({xla}see --help)"
-        )
+        plural = "s" if replicas != 1 else ""
+        print(f"strategy: {args.strategy}, {replicas} replica{plural} ({xla}see --help)")
     try:
         summary = training.train(
             run_dir, config, data, args.crash_after_epoch, strategy=strategy, chief=chief
