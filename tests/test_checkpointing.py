@@ -15,6 +15,7 @@ import numpy as np
 import processes
 import pytest
 import tensorflow as tf
+from rss import reset_peak, resident_mb
 
 import tf_gradrnn
 
@@ -149,19 +150,10 @@ def measure_training_memory(every, steps, out: Path):
         return tape.gradient(loss, layer.trainable_variables)
 
     step.get_concrete_function(x, y)
-    with open("/proc/self/clear_refs", "w") as clear_refs:  # peak RSS := current RSS
-        clear_refs.write("5")
+    assert reset_peak()  # peak RSS := current RSS
     before = resident_mb()
     step(x, y)
     out.write_text(json.dumps({"growth_mb": resident_mb("VmHWM") - before}))
-
-
-def resident_mb(field="VmRSS"):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's /proc")

@@ -9,7 +9,7 @@ are in this process through `cli.main`, with a model of 2 state units trained fo
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_hostile_inputs import reset_peak, resident_mb
+from rss import reset_peak, resident_mb
 
 from tf_gradrnn import cli
 

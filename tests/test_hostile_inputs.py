@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from processes import run_processes  # noqa: E402
+from rss import reset_peak, resident_mb
 
 import tf_gradrnn  # noqa: E402
 
@@ -288,24 +289,6 @@ SHORT, LONG = 10**4, 10**5
 # TensorArray element: a few hundred bytes. Keeping each step's activations, as a training
 # step must, costs tens of kilobytes a step at this size.
 MAX_BYTES_PER_STEP = 1024
-
-
-def resident_mb(field="VmRSS"):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak():
-    """Resets the peak RSS (VmHWM) to the current RSS; False where Linux does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def measure_long_sequence(steps: int, out: Path):
