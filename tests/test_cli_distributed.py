@@ -161,8 +161,16 @@ def test_multi_worker_run_killed_then_resumed_ends_like_the_uninterrupted_run(ru
             '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
             "TF_CONFIG's task worker 1 is not in its cluster (worker: 1)",
         ),
+        (
+            '{"cluster": {"worker": "127.0.0.1:1"}, "task": {"type": "worker", "index": 0}}',
+            "TF_CONFIG's cluster job 'worker' must be a list of 'host:port' strings",
+        ),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": "0"}}',
+            "TF_CONFIG's task must be {'type': a job name, 'index': an integer}",
+        ),
     ],
-    ids=["missing", "not-json", "no-cluster", "no-task", "task-outside"],
+    ids=["missing", "not-json", "no-cluster", "no-task", "task-outside", "job-text", "index-text"],
 )
 def test_bad_tf_config_is_a_one_line_error(tf_config, message, tmp_path, monkeypatch, capsys):
     from tf_gradrnn import cli

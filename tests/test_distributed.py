@@ -115,14 +115,15 @@ def ragged_data():
 
 
 def train_ragged(strategy, loop, loss=None):
-    """Adam with gradient clipping on ragged data, 13 sequences in batches of 4 (the last
-    batch holds 1), by `distributed_fit` (`loop`) or by `model.fit`."""
+    """Adam with gradient clipping and loss scaling on ragged data, 13 sequences in batches
+    of 4 (the last batch holds 1), by `distributed_fit` (`loop`) or by `model.fit`."""
     x, y, weights = (a[:13] for a in ragged_data())
     y = y[..., None]  # (b, T, 1), the shape Keras' own loss needs with (b, T) weights
     with strategy.scope():
         model = build_model()
         model = keras.Model(model.inputs, model.layers[0].output)  # without the Reshape
-        optimizer = keras.optimizers.Adam(0.05, global_clipnorm=0.5)
+        # Loss scaling too: the clipped sum must be unscaled first (mixed precision).
+        optimizer = keras.optimizers.Adam(0.05, global_clipnorm=0.5, loss_scale_factor=64.0)
         model.compile(optimizer, loss=loss or tf_gradrnn.MaskedMeanSquaredError())
     dataset = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(4)
     if loop:

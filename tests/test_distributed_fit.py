@@ -75,3 +75,56 @@ def test_distributed_fit_drives_callbacks_and_resumes_at_initial_epoch():
 def test_a_dataset_shorter_than_the_epochs_is_a_clear_error():
     with pytest.raises(ValueError, match=r"dataset ended in epoch 2 after 0 of its 3 batches"):
         tf_gradrnn.distributed_fit(compiled_model(), data(), epochs=2, steps_per_epoch=3, verbose=0)
+
+
+def test_a_loss_scaling_optimizer_gets_the_scaled_loss():
+    results = []
+    for train in ("fit", "distributed_fit"):
+        model = compiled_model()
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, loss_scale_factor=1024.0),
+            loss=tf_gradrnn.MaskedMeanSquaredError(),
+        )
+        if train == "fit":
+            model.fit(data(), epochs=2, shuffle=False, verbose=0)
+        else:
+            tf_gradrnn.distributed_fit(
+                model, data().repeat(2), epochs=2, steps_per_epoch=3, verbose=0
+            )
+        results.append(model.get_weights())
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_validation_calls_the_test_callbacks():
+    events = []
+    callback = keras.callbacks.LambdaCallback(
+        on_test_begin=lambda logs: events.append("begin"),
+        on_test_batch_end=lambda batch, logs: events.append(f"batch {batch}"),
+        on_test_end=lambda logs: events.append(f"end {sorted(logs)}"),
+    )
+    tf_gradrnn.distributed_fit(
+        compiled_model(),
+        data(),
+        epochs=1,
+        steps_per_epoch=3,
+        validation_data=data(),
+        callbacks=[callback],
+        verbose=0,
+    )
+    assert events == ["begin", "batch 0", "batch 1", "batch 2", "end ['loss']"]
+
+
+def test_bad_arguments_are_clear_errors():
+    x = np.zeros((N, T, D), "float32")
+    with pytest.raises(TypeError, match="validation_data as a tf.data.Dataset .* got tuple"):
+        tf_gradrnn.distributed_fit(
+            compiled_model(), data(), epochs=1, steps_per_epoch=3, validation_data=(x, x)
+        )
+    unbuilt = keras.Sequential([keras.layers.Dense(1)])
+    unbuilt.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="needs a built model"):
+        tf_gradrnn.distributed_fit(unbuilt, data(), epochs=1, steps_per_epoch=3)
+    uncompiled = keras.Sequential([keras.Input((T, D)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="needs a compiled model"):
+        tf_gradrnn.distributed_fit(uncompiled, data(), epochs=1, steps_per_epoch=3)

@@ -90,3 +90,38 @@ def test_fit_with_the_masked_loss_matches_keras_loss_on_one_device(jit_compile):
     np.testing.assert_allclose(loss_a, loss_b, rtol=1e-6)
     for a, b in zip(weights_a, weights_b, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_weights_with_a_trailing_axis_of_one(batch):
+    y_true, y_pred, mask = (a[:batch] for a in arrays())
+    loss = tf_gradrnn.MaskedMeanSquaredError(dtype="float64")
+    expected = np.sum(mask * (y_pred - y_true)[..., 0] ** 2) / mask.sum()
+    for y_t, y_p in ((y_true, y_pred), (y_true[..., 0], y_pred[..., 0])):
+        np.testing.assert_allclose(
+            float(loss(y_t, y_p, mask[..., None])), expected, rtol=1e-14, err_msg=str(y_t.shape)
+        )
+
+
+def test_weights_that_do_not_fit_are_refused():
+    y_true, y_pred, mask = arrays()
+    loss = tf_gradrnn.MaskedMeanSquaredError()
+    with pytest.raises(ValueError, match=r"sample_weight of shape .* does not fit errors"):
+        loss(y_true[..., 0], y_pred[..., 0], np.ones((B, T, 2)))
+
+
+def test_keras_mask_of_the_outputs_counts_like_a_weight():
+    """Masking -> GradientRNN: the padded steps do not count, without any sample_weight."""
+    y_true, _, mask = arrays()
+    x = np.random.default_rng(1).standard_normal((B, T, 3)) * mask[..., None]
+    model = keras.Sequential(
+        [
+            keras.Input((T, 3)),
+            keras.layers.Masking(0.0),
+            tf_gradrnn.GradientRNN(2, hidden_units=(4,), return_sequences=True),
+        ]
+    )
+    y_pred = model.predict(x, verbose=0)
+    expected = np.sum(mask * (y_pred - y_true)[..., 0] ** 2) / mask.sum()
+    model.compile(loss=tf_gradrnn.MaskedMeanSquaredError())
+    np.testing.assert_allclose(model.evaluate(x, y_true, verbose=0), expected, rtol=1e-5)

@@ -43,10 +43,20 @@ def read_tf_config() -> dict:
     cluster, task = config.get("cluster"), config.get("task")
     if not isinstance(cluster, dict) or not cluster.get("worker"):
         raise ClusterError("TF_CONFIG has no cluster with a 'worker' list of host:port")
+    for job, hosts in cluster.items():
+        if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            raise ClusterError(
+                f"TF_CONFIG's cluster job {job!r} must be a list of 'host:port' strings, "
+                f"got {hosts!r}"
+            )
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
         raise ClusterError("TF_CONFIG has no task {'type': ..., 'index': ...} for this process")
+    if not isinstance(task["type"], str) or type(task["index"]) is not int:
+        raise ClusterError(
+            f"TF_CONFIG's task must be {{'type': a job name, 'index': an integer}}, got {task!r}"
+        )
     tasks = cluster.get(task["type"])
-    if not isinstance(tasks, list) or not 0 <= task["index"] < len(tasks):
+    if tasks is None or not 0 <= task["index"] < len(tasks):
         raise ClusterError(
             f"TF_CONFIG's task {task['type']} {task['index']} is not in its cluster "
             f"({', '.join(f'{job}: {len(hosts)}' for job, hosts in cluster.items())})"
@@ -89,10 +99,11 @@ def _distribute(strategy, dataset: tf.data.Dataset):
     return strategy.experimental_distribute_dataset(dataset.with_options(options))
 
 
-def _clips(optimizer) -> bool:
-    return any(
-        getattr(optimizer, name, None) for name in ("global_clipnorm", "clipnorm", "clipvalue")
-    )
+def _clipping(optimizer):
+    """The optimizer that clips (a `LossScaleOptimizer`'s inner one), or None."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    names = ("global_clipnorm", "clipnorm", "clipvalue")
+    return optimizer if any(getattr(optimizer, name, None) for name in names) else None
 
 
 def _clipped(optimizer, gradients: list) -> list:
@@ -103,6 +114,26 @@ def _clipped(optimizer, gradients: list) -> list:
     if optimizer.clipnorm:
         return [tf.clip_by_norm(g, optimizer.clipnorm) for g in gradients]
     return [tf.clip_by_value(g, -optimizer.clipvalue, optimizer.clipvalue) for g in gradients]
+
+
+def _clip_the_sum(optimizer, clipping, gradients: list, replicas: int) -> list:
+    """This replica's gradients replaced by 1/replicas of the clipped sum over the replicas.
+
+    Keras 3.15 clips each replica's share of the gradient before summing them, so a clipped
+    step differs from one device's. The sum is clipped here instead, unscaled first if the
+    loss was scaled (mixed precision), and what the optimizer then receives is small enough
+    that its own clipping leaves it alone: summed again over the replicas, it is the clipped
+    sum. Variables without a gradient keep None.
+    """
+    present = [i for i, g in enumerate(gradients) if g is not None]
+    dense = [tf.convert_to_tensor(gradients[i]) for i in present]  # IndexedSlices too
+    total = tf.distribute.get_replica_context().all_reduce("SUM", dense)
+    scale = optimizer.scale_loss(tf.constant(1.0, total[0].dtype))  # 1 without loss scaling
+    clipped = _clipped(clipping, [g / scale for g in total])
+    result = list(gradients)
+    for i, g in zip(present, clipped, strict=True):
+        result[i] = g * scale / replicas
+    return result
 
 
 def distributed_fit(
@@ -127,16 +158,30 @@ def distributed_fit(
     `fit` clips each replica's share instead). The loss logged for a batch is the
     replicas' losses summed, which is the loss whose gradient was applied; with
     `MaskedMeanSquaredError` that is the global batch's loss exactly, however the padding
-    falls. An epoch's `loss` (and `val_loss`) is
-    the batches' mean weighted by their sizes, as in `fit`.
+    falls. An epoch's `loss` (and `val_loss`) is the batches' mean weighted by their sizes,
+    as in `fit`. A loss-scaling optimizer (mixed precision) gets the scaled loss, as in `fit`.
 
-    Differences from `fit`: only the loss is logged (compiled metrics are not computed),
-    and XLA is not used (`jit_compile` is ignored: one XLA computation cannot span the
-    replicas' devices).
+    Differences from `fit`: `dataset` and `validation_data` must be `tf.data.Dataset`s of
+    batches; only the loss is logged (compiled metrics are not computed); and XLA is not
+    used (`jit_compile` is ignored: one XLA computation cannot span the replicas' devices).
 
     Returns:
         The `History`, as `fit` returns it.
     """
+    if not model.built or not model.trainable_variables:
+        raise ValueError(
+            "distributed_fit needs a built model with trainable weights: start it with "
+            "keras.Input(...) or call it once on a batch, in the strategy's scope"
+        )
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError("distributed_fit needs a compiled model: call model.compile first")
+    for name, data in (("dataset", dataset), ("validation_data", validation_data)):
+        if data is not None and not isinstance(data, tf.data.Dataset):
+            raise TypeError(
+                f"distributed_fit takes {name} as a tf.data.Dataset of (x, y[, sample_weight]) "
+                f"batches, got {type(data).__name__}; e.g. "
+                "tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)"
+            )
     strategy = model.distribute_strategy
     variables = model.trainable_variables
     if not model.optimizer.built:
@@ -149,18 +194,18 @@ def distributed_fit(
         loss = model.compute_loss(x, y, y_pred, sample_weight, training=training)
         return loss, tf.shape(tf.nest.flatten(x)[0])[0]
 
+    optimizer = model.optimizer
+    clipping = _clipping(optimizer)
+
     def replica_train_step(batch):
         with tf.GradientTape() as tape:
             loss, size = replica_loss(batch, training=True)
-        gradients = tape.gradient(loss, variables)
+            scaled = optimizer.scale_loss(loss)  # mixed precision; the optimizer unscales
+        gradients = tape.gradient(scaled, variables)
         replicas = strategy.num_replicas_in_sync
-        if replicas > 1 and _clips(model.optimizer):
-            # Keras 3.15 clips each replica's share of the gradient before summing them, so
-            # a clipped step differs from one device's. Clip the sum here, and hand the
-            # optimizer 1/replicas of it, which its own clipping leaves alone.
-            total = tf.distribute.get_replica_context().all_reduce("SUM", gradients)
-            gradients = [g / replicas for g in _clipped(model.optimizer, total)]
-        model.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        if replicas > 1 and clipping is not None:
+            gradients = _clip_the_sum(optimizer, clipping, gradients, replicas)
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return loss, size
 
     def summed(step):
@@ -212,8 +257,15 @@ def distributed_fit(
                 break
         logs = {"loss": mean_loss(seen)}
         if validation_data is not None:
-            pairs = [test_step(batch) for batch in validation_data]
-            logs["val_loss"] = mean_loss([(float(loss), int(size)) for loss, size in pairs])
+            callback_list.on_test_begin()
+            pairs = []
+            for step, batch in enumerate(validation_data):
+                callback_list.on_test_batch_begin(step)
+                loss, size = test_step(batch)
+                pairs.append((float(loss), int(size)))
+                callback_list.on_test_batch_end(step, {"loss": mean_loss(pairs)})
+            logs["val_loss"] = mean_loss(pairs)
+            callback_list.on_test_end({"loss": logs["val_loss"]})
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break

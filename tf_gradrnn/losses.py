@@ -63,17 +63,45 @@ class MaskedMeanSquaredError(keras.losses.Loss):
                 y_true = ops.expand_dims(y_true, -1)
             elif len(y_true.shape) == len(y_pred.shape) + 1 and y_true.shape[-1] == 1:
                 y_true = ops.squeeze(y_true, -1)
+            mask = getattr(y_pred, "_keras_mask", None)  # Keras' mask of the outputs
             errors = self.call(y_true, y_pred)
-            if sample_weight is None:
+            weights = []
+            if sample_weight is not None:
+                weights.append(ops.cast(sample_weight, errors.dtype))
+            if mask is not None:
+                weights.append(ops.cast(mask, errors.dtype))
+            if not weights:
                 weights = ops.ones_like(errors)
             else:
-                weights = ops.cast(sample_weight, errors.dtype)
-                rank = len(weights.shape)
+                weights = [self._aligned(w, errors) for w in weights]
+                rank = max(len(w.shape) for w in weights)
                 if len(errors.shape) > rank:  # the mean over what one weight covers
                     errors = ops.mean(errors, axis=tuple(range(rank, len(errors.shape))))
-                weights = weights * ops.ones_like(errors)
+                product = ops.ones_like(errors)
+                for w in weights:
+                    product = product * self._expanded(w, errors)
+                weights = product
             count = ops.sum(weights)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
                 count = replica.all_reduce("SUM", count)
             return ops.divide_no_nan(ops.sum(errors * weights), count)
+
+    @staticmethod
+    def _aligned(weights, errors):
+        """`weights` without trailing axes of size 1 beyond the errors' rank, checked to
+        cover a leading part of the errors' axes."""
+        while len(weights.shape) > len(errors.shape) and weights.shape[-1] == 1:
+            weights = ops.squeeze(weights, -1)
+        if len(weights.shape) > len(errors.shape):
+            raise ValueError(
+                f"MaskedMeanSquaredError: sample_weight of shape {weights.shape} does not fit "
+                f"errors of shape {errors.shape}; give (batch,) or (batch, T) weights"
+            )
+        return weights
+
+    @staticmethod
+    def _expanded(weights, errors):
+        for _ in range(len(errors.shape) - len(weights.shape)):
+            weights = ops.expand_dims(weights, -1)
+        return weights
