@@ -1,7 +1,7 @@
 """Hamiltonian Neural Networks (Greydanus, Dzamba, Yosinski, NeurIPS 2019), reproduced.
 
 On the ideal mass-spring and the ideal pendulum, two models learn the time derivative
-dx/dt of x = (q, p) from noisy observations (the authors' protocol, `tf_gradrnn.hnn_data`):
+dx/dt of x = (q, p) from noisy observations (the authors' protocol, `tf_gradrnn.datasets.hnn`):
 
     baseline:     dx/dt = MLP(x)                           an MLP with 2 outputs
     Hamiltonian:  dx/dt = (dH/dp, -dH/dq),  H = MLP(x)     a ScalarGradient layer

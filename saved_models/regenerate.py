@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tf_gradrnn import demo  # noqa: E402
-from tf_gradrnn.serving_requests import rest_request_body, serve_rest  # noqa: E402
+from tf_gradrnn.serving import rest_request_body, serve_rest  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "gradient_rnn"

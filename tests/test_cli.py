@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-from tf_gradrnn import cli
-from tf_gradrnn import data as data_lib
+from tf_gradrnn.cli import commands as cli
+from tf_gradrnn.cli import data as data_lib
 
 N, T, D = 40, 10, 2
 SMALL = ["--epochs", "3", "--batch-size", "8", "--units", "3", "--hidden-units", "8", "--no-jit"]

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_gradrnn import data as data_lib
-from tf_gradrnn import training
+from tf_gradrnn.cli import data as data_lib
+from tf_gradrnn.cli import training
 
 N, T, D = 5, 6, 2
 LENGTHS = np.array([6, 3, 4, 1, 5])

@@ -328,7 +328,7 @@ def test_saved_model_cli_names_the_bad_input(exported, tmp_path):
 def test_warmup_records_replay_like_tf_serving(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from tf_gradrnn.serving_requests import serve_grpc
+    from tf_gradrnn.serving import serve_grpc
 
     _, path = exported
     loaded = tf.saved_model.load(str(path))
@@ -345,14 +345,14 @@ def test_warmup_records_replay_like_tf_serving(exported):
 
 
 def test_missing_serving_api_skips_warmup_with_a_warning(exported, tmp_path, monkeypatch):
-    monkeypatch.setattr("tf_gradrnn.export.serving_api_available", lambda: False)
+    monkeypatch.setattr("tf_gradrnn.serving.export.serving_api_available", lambda: False)
     with pytest.warns(UserWarning, match="no TF Serving warm-up requests"):
         path = export_saved_model(exported[0], tmp_path)
     assert not (path / "assets.extra").exists()
 
 
 def test_grpc_and_rest_requests_answer_like_the_keras_model(exported):
-    from tf_gradrnn.serving_requests import (
+    from tf_gradrnn.serving import (
         predict_request,
         rest_request_body,
         serve_grpc,
@@ -390,7 +390,7 @@ BAD_REQUESTS = {
 
 @pytest.mark.parametrize("case", list(BAD_REQUESTS), ids=list(BAD_REQUESTS))
 def test_bad_requests_name_the_input_in_the_python_helpers(exported, case):
-    from tf_gradrnn.serving_requests import (
+    from tf_gradrnn.serving import (
         InvalidRequestError,
         predict_request,
         rest_request_body,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_gradrnn.serving_requests import serve_rest
+from tf_gradrnn.serving import serve_rest
 
 SAVED = Path(__file__).resolve().parents[1] / "saved_models"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_gradrnn.serving_requests import (
+from tf_gradrnn.serving import (
     InvalidRequestError,
     predict_request,
     rest_request_body,

@@ -23,8 +23,7 @@ if _keras.backend.backend() != "tensorflow":
     )
 
 from tf_gradrnn.callbacks import NonFiniteGuard  # noqa: E402
-from tf_gradrnn.distributed import distributed_fit  # noqa: E402
-from tf_gradrnn.export import export_saved_model  # noqa: E402
+from tf_gradrnn.distributed_fit import distributed_fit  # noqa: E402
 from tf_gradrnn.gradient_rnn import GradientRNN  # noqa: E402
 from tf_gradrnn.gradient_rnn_cell import GradientRNNCell  # noqa: E402
 from tf_gradrnn.hamiltonian_cell import HamiltonianCell  # noqa: E402
@@ -32,6 +31,7 @@ from tf_gradrnn.hamiltonian_rnn import HamiltonianRNN  # noqa: E402
 from tf_gradrnn.losses import MaskedMeanSquaredError  # noqa: E402
 from tf_gradrnn.mlp_potential import MLPPotential  # noqa: E402
 from tf_gradrnn.scalar_gradient import ScalarGradient, value_and_gradient  # noqa: E402
+from tf_gradrnn.serving.export import export_saved_model  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """The project's demo: fit a student gradient-state RNN to a known teacher, export and check it.
 
-Run it with `tf-gradrnn demo` or `python -m tf_gradrnn.demo` (options: `--output DIR`,
+Run it with `tf-gradrnn demo` or `python -m tf_gradrnn.cli.demo` (options: `--output DIR`,
 `--epochs N`, `--no-jit`, `--export-dir DIR`). It writes into `--output` (default `runs/demo`):
 `student.keras`, `loss.png`, `predictions.png` and the SavedModel `saved_model/<version>`.
 """
@@ -15,10 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_gradrnn import plots
-from tf_gradrnn.export import export_saved_model
+from tf_gradrnn.cli import plots
+from tf_gradrnn.cli.synthetic import teacher_sequences
 from tf_gradrnn.gradient_rnn import GradientRNN
-from tf_gradrnn.synthetic import teacher_sequences
+from tf_gradrnn.serving.export import export_saved_model
 
 
 def build_student(features: int, units: int, hidden_units=(16, 16)) -> keras.Model:
@@ -161,7 +161,7 @@ def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's options, shared by `python -m tf_gradrnn.demo` and `tf-gradrnn demo`."""
+    """The demo's options, shared by `python -m tf_gradrnn.cli.demo` and `tf-gradrnn demo`."""
     parser.add_argument(
         "--output",
         type=Path,

@@ -1,6 +1,6 @@
 """The `tf-gradrnn` command: demo, train, evaluate, predict, export and inspect.
 
-    tf-gradrnn demo                                       the project's demo (tf_gradrnn.demo)
+    tf-gradrnn demo                                       the project's demo (tf_gradrnn.cli.demo)
     tf-gradrnn train --data DATA --output RUN [options]   or: train --resume RUN
     tf-gradrnn evaluate RUN/model.keras --data DATA
     tf-gradrnn predict RUN/model.keras --data DATA --output predictions.csv
@@ -23,13 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 import tf_gradrnn
-from tf_gradrnn import data as data_lib
-from tf_gradrnn import demo, distributed, plots, run_folder, training
-from tf_gradrnn.cli_parser import build_parser
-from tf_gradrnn.data import DataError
-from tf_gradrnn.distributed import ClusterError
-from tf_gradrnn.run_folder import RunError
-from tf_gradrnn.training import DEFAULTS
+from tf_gradrnn.cli import data as data_lib
+from tf_gradrnn.cli import demo, plots, run_folder, strategies, training
+from tf_gradrnn.cli.data import DataError
+from tf_gradrnn.cli.parser import build_parser
+from tf_gradrnn.cli.run_folder import RunError
+from tf_gradrnn.cli.strategies import ClusterError
+from tf_gradrnn.cli.training import DEFAULTS
 
 USER_ERRORS = (DataError, RunError, ClusterError, OSError)
 COLUMNS = ("id_column", "time_column", "target_column", "feature_columns")
@@ -59,12 +59,12 @@ def _strategy(args):
                 file=sys.stderr,
             )
         return None
-    return distributed.strategy_from_name(args.strategy)
+    return strategies.strategy_from_name(args.strategy)
 
 
 def train(args) -> int:
     strategy = args.distribution
-    chief = distributed.is_chief(strategy) if strategy else True
+    chief = strategies.is_chief(strategy) if strategy else True
     typed = [name for name in DEFAULTS if name in vars(args)]
     if args.resume:
         if typed or args.data or args.output:

@@ -14,8 +14,8 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from tf_gradrnn import serving_signatures as signatures
-from tf_gradrnn.serving_signatures import DEFAULT_SIGNATURE, InvalidRequestError
+from tf_gradrnn.serving import signatures
+from tf_gradrnn.serving.signatures import DEFAULT_SIGNATURE, InvalidRequestError
 
 # TensorProto fields that `Tensor::AsProtoField` fills for each dtype.
 _PROTO_FIELDS = {

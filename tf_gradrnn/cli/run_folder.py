@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_gradrnn import data as data_lib
+from tf_gradrnn.cli import data as data_lib
 
 
 class RunError(ValueError):

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_gradrnn import serving_signatures as signatures
-from tf_gradrnn.serving_signatures import DEFAULT_SIGNATURE, InvalidRequestError
+from tf_gradrnn.serving import signatures
+from tf_gradrnn.serving.signatures import DEFAULT_SIGNATURE, InvalidRequestError
 
 
 def rest_request_body(

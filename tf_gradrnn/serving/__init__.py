@@ -26,9 +26,9 @@ declared with an unknown shape are not checked here: errors raised by the signat
 example its own shape assertions) come back as `InvalidRequestError` with their message.
 """
 
-from tf_gradrnn.serving_grpc import predict_request, serve_grpc
-from tf_gradrnn.serving_rest import rest_request_body, serve_rest
-from tf_gradrnn.serving_signatures import DEFAULT_SIGNATURE, InvalidRequestError
+from tf_gradrnn.serving.grpc import predict_request, serve_grpc
+from tf_gradrnn.serving.rest import rest_request_body, serve_rest
+from tf_gradrnn.serving.signatures import DEFAULT_SIGNATURE, InvalidRequestError
 
 __all__ = [
     "DEFAULT_SIGNATURE",

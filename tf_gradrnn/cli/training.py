@@ -1,6 +1,6 @@
 """Training runs for the command line: build, train (or resume) and finish a model.
 
-`train` keeps its files in a run folder (`tf_gradrnn.run_folder`: config, history, per-epoch
+`train` keeps its files in a run folder (`tf_gradrnn.cli.run_folder`: config, history, per-epoch
 checkpoints, TensorBoard logs, the final model), from which an interrupted run resumes.
 
 The model trained is `{"x": (b, T, F), "mask": (b, T)} -> y (b, T, 1)`: the mask reaches the
@@ -16,13 +16,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tf_gradrnn import data as data_lib
-from tf_gradrnn import plots
 from tf_gradrnn.callbacks import NonFiniteGuard
-from tf_gradrnn.distributed import distributed_fit
-from tf_gradrnn.gradient_rnn import GradientRNN
-from tf_gradrnn.losses import MaskedMeanSquaredError
-from tf_gradrnn.run_folder import (
+from tf_gradrnn.cli import data as data_lib
+from tf_gradrnn.cli import plots
+from tf_gradrnn.cli.run_folder import (
     Recorder,
     RunError,
     atomic_write,
@@ -31,6 +28,9 @@ from tf_gradrnn.run_folder import (
     read_history,
     stopped,
 )
+from tf_gradrnn.distributed_fit import distributed_fit
+from tf_gradrnn.gradient_rnn import GradientRNN
+from tf_gradrnn.losses import MaskedMeanSquaredError
 
 DEFAULTS = {
     "units": 8,
@@ -154,9 +154,9 @@ def train(
     chief: bool = True,
 ) -> dict:
     """Trains (or resumes) the run in `run_dir`; returns a summary. See the module docstrings
-    of this module and of `tf_gradrnn.run_folder`.
+    of this module and of `tf_gradrnn.cli.run_folder`.
 
-    With a `strategy` (`tf_gradrnn.distributed.strategy_from_name`), the model is created in
+    With a `strategy` (`tf_gradrnn.distributed_fit.strategy_from_name`), the model is created in
     its scope and trained by `distributed_fit`, without XLA. A worker that is not the
     `chief` reads `run_dir` (to resume) but writes its checkpoints to a scratch folder,
     deleted at the end, and no results: the chief writes the run folder.

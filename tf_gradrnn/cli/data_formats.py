@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_gradrnn.sequence_data import DataError, SequenceData
+from tf_gradrnn.cli.sequence_data import DataError, SequenceData
 
 NPZ_ARRAYS = ("x", "y", "mask", "lengths")  # the arrays of an .npz that are read
 

@@ -202,7 +202,7 @@ def write_warmup_requests(path: Path, layer: GradientRNN, batch: int = 2, steps:
             "Writing TF Serving warm-up requests needs tensorflow-serving-api: "
             'pip install "tf_gradrnn[serving]", or export with warmup=False.'
         ) from error
-    from tf_gradrnn.serving_requests import predict_request
+    from tf_gradrnn.serving import predict_request
 
     dtype = layer.cell.compute_dtype
     features, units = layer.cell.features, layer.units

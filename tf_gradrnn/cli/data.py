@@ -11,8 +11,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_gradrnn.data_formats import NPZ_ARRAYS, read_csv, read_npz, read_tfrecords, write_tfrecord
-from tf_gradrnn.sequence_data import DataError, SequenceData
+from tf_gradrnn.cli.data_formats import (
+    NPZ_ARRAYS,
+    read_csv,
+    read_npz,
+    read_tfrecords,
+    write_tfrecord,
+)
+from tf_gradrnn.cli.sequence_data import DataError, SequenceData
 
 __all__ = [
     "FLOAT32_MAX",

@@ -8,8 +8,8 @@ import argparse
 from pathlib import Path
 
 import tf_gradrnn
-from tf_gradrnn import demo, distributed
-from tf_gradrnn.training import DEFAULTS
+from tf_gradrnn.cli import demo, strategies
+from tf_gradrnn.cli.training import DEFAULTS
 
 # The first line of `tf_gradrnn.cli`'s docstring: what `tf-gradrnn --help` says first.
 DESCRIPTION = "The `tf-gradrnn` command: demo, train, evaluate, predict, export and inspect."
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(flag, default=argparse.SUPPRESS, help=help, **kwargs)
     sub.add_argument(
         "--strategy",
-        choices=distributed.STRATEGIES,
+        choices=strategies.STRATEGIES,
         default="default",
         help="default: this process' device; mirrored: every GPU of this machine (or its "
         "logical CPU devices); multi-worker: the cluster in TF_CONFIG, every worker running "
