@@ -38,7 +38,7 @@ def test_demo_trains_saves_plots_and_exports(tmp_path):
 
 def test_python_m_demo_takes_the_same_options(tmp_path, monkeypatch):
     # `python -m tf_gradrnn.cli.demo` runs demo.main: the same options reach the same run().
-    from tf_gradrnn import demo
+    from tf_gradrnn.cli import demo
 
     calls = []
     monkeypatch.setattr(demo, "run", lambda *args, **kwargs: calls.append((args, kwargs)) or {})
