@@ -14,7 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_gradrnn import demo  # noqa: E402
+from tf_gradrnn.cli import demo  # noqa: E402
 from tf_gradrnn.serving import rest_request_body, serve_rest  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
