@@ -17,9 +17,10 @@ did it where these differ (mass-spring: a time stretch; pendulum: q^2 + p^2 as t
 The Hamiltonian model is also integrated by a `HamiltonianRNN` sharing its H (symplectic
 leapfrog), a column the paper does not have.
 
-    python examples/hnn.py                       # reduced mass-spring, about 20 s on 2 cores
-    python examples/hnn.py --task two-body       # reduced two-body, about 1 min
-    python examples/hnn.py --task all --full --seeds 0,1,2,3,4 --plots docs   # docs/hnn.md
+    python examples/hnn.py                     # reduced mass-spring: about 20 s of CPU
+    python examples/hnn.py --task two-body     # reduced two-body (200 orbits): about 30 s of CPU
+    python examples/hnn.py --task all --full --seeds 0,1,2,3,4 --plots docs   # docs/hnn.md:
+                                               # about 30 min on 2 shared cores
 
 The script ends by checking, for every task it ran, that the Hamiltonian model's energy MSE
 (the paper's protocol, mean over seeds) is below the baseline's. Results: docs/hnn.md.
