@@ -1,6 +1,7 @@
 """A training run's folder: its files, their atomic writes, and what resuming reads back.
 
     RUN/config.json                     options, data source and fingerprint (written first)
+    RUN/.lock                           locked by the process training the run, while it runs
     RUN/history.csv                     epoch, loss[, val_loss]: one row per finished epoch
     RUN/checkpoints/epoch-NNNN.keras    the training model and its optimizer after each epoch
     RUN/logs/train, RUN/logs/validation TensorBoard scalars: epoch_loss per epoch
@@ -10,20 +11,28 @@
 Every file is written to a hidden temporary name and renamed, so a crash never leaves a
 half-written file. A run interrupted after epoch k resumes from `epoch-k.keras` and its first
 k history rows; since each epoch's batch order depends only on the seed and the epoch number
-(`data.training_dataset`), it ends with the history of an uninterrupted run.
+(`data.training_dataset`), it ends with the history of an uninterrupted run. A damaged newest
+checkpoint is skipped for the newest intact one (its epochs are trained again).
 """
 
 import csv
 import json
+import math
 import os
-from collections.abc import Callable
+import sys
+import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_gradrnn.cli import data as data_lib
+from tf_gradrnn.cli.data.sequence_data import numbered_features
+
+# What resuming reads from config.json["data"]; the options are the caller's to name.
+DATA_KEYS = ("path", "id_column", "time_column", "target_column", "feature_columns", "sha256")
+LOCK = ".lock"  # held by `run_lock.locked`
 
 
 class RunError(ValueError):
@@ -43,23 +52,50 @@ def atomic_write(path: Path, write: Callable[[Path], object]):
     return result
 
 
-def read_config(run_dir: Path) -> dict:
+def read_config(run_dir: Path, options: Iterable[str] = ()) -> dict:
+    """RUN/config.json, which must hold `options` and the data keys resuming reads."""
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise RunError(f"{run_dir} holds no run (no config.json); start one with --data")
     try:
-        return json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text())
     except (OSError, ValueError) as error:
         raise RunError(f"cannot read {config_path}: {error}") from None
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict):
+        raise RunError(f"{config_path}: no 'data' section; it is not a tf-gradrnn run's config")
+    missing = [k for k in options if k not in config] + [k for k in DATA_KEYS if k not in data]
+    if missing:
+        raise RunError(
+            f"{config_path}: no {', '.join(map(repr, missing))} (the file is damaged or was "
+            "edited); restore it or start a new run"
+        )
+    return config
 
 
 def read_history(run_dir: Path) -> list[dict]:
+    """RUN/history.csv's rows: epoch (1, 2, ...), loss and, with validation, val_loss."""
     path = run_dir / "history.csv"
     if not path.exists():
         return []
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in rows]
+    try:
+        with open(path, newline="") as file:
+            rows = list(csv.DictReader(file))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise RunError(f"cannot read {path}: {error}") from None
+    history = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            parsed = {k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+        except (TypeError, ValueError):
+            parsed = {}
+        if parsed.get("epoch") != line - 1 or "loss" not in parsed or None in row:
+            raise RunError(
+                f"{path} line {line}: expected epoch {line - 1} and its losses, got "
+                f"{','.join(map(str, row.values()))!r}; the file is damaged"
+            )
+        history.append(parsed)
+    return history
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
@@ -78,16 +114,60 @@ def checkpoint(run_dir: Path, epoch: int) -> Path:
 
 
 def best_epoch(history: list[dict]) -> int:
-    """The epoch (1-based) with the lowest validation loss, 0 without validation."""
-    if not history or "val_loss" not in history[0]:
-        return 0
-    return int(history[int(np.argmin([row["val_loss"] for row in history]))]["epoch"])
+    """The epoch (1-based) with the lowest finite validation loss (the first of equals); 0
+    without validation, or when no validation loss is finite: NaN is never the best."""
+    finite = [
+        (row["val_loss"], row["epoch"])
+        for row in history
+        if "val_loss" in row and math.isfinite(row["val_loss"])
+    ]
+    return int(min(finite)[1]) if finite else 0
 
 
 def stopped(history: list[dict], patience: int) -> bool:
-    """Whether early stopping ended the run: `patience` epochs since the best (0: never)."""
-    best = best_epoch(history)
-    return bool(patience and best and len(history) - best >= patience)
+    """Whether early stopping ended the run: `patience` epochs since the best, counted from
+    the start when no epoch is best yet (0: never)."""
+    validated = bool(history) and "val_loss" in history[0]
+    return bool(patience and validated and len(history) - best_epoch(history) >= patience)
+
+
+def load_model(path) -> keras.Model:
+    """Loads a `.keras` model, turning every failure into a one-line `RunError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise RunError(f"{path} is a folder; this needs a .keras model file")
+    if not path.is_file():
+        raise RunError(f"{path}: no such model file")
+    # Keras reports a .keras file that is not a zip archive as "File not found".
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise RunError(f"{path}: not a valid .keras file (not a zip archive: empty or cut short)")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        message = " ".join(str(error).split())[:300]
+        raise RunError(f"cannot load {path}: {message}") from None
+
+
+def load_checkpoint(run_dir: Path, history: list[dict]) -> keras.Model:
+    """The training model of the newest checkpoint that loads; if it is not the one of the
+    last epoch in `history`, warns on stderr and cuts `history` to its epoch."""
+    problems = []
+    for epoch in range(len(history), 0, -1):
+        try:
+            model = load_model(checkpoint(run_dir, epoch))
+        except RunError as error:
+            problems.append(str(error))
+            continue
+        if problems:
+            print(
+                f"warning: {problems[0]}; resuming from epoch {epoch}, the newest checkpoint "
+                "that loads",
+                file=sys.stderr,
+            )
+            del history[epoch:]
+        return model
+    problem = problems[0] if problems else f"{run_dir} has no finished epoch"
+    raise RunError(f"{problem}; no earlier checkpoint loads: delete {run_dir} and start again")
 
 
 def _scalar_metadata():
@@ -102,10 +182,9 @@ def _scalar_metadata():
 class Recorder(keras.callbacks.Callback):
     """Checkpoints, history, TensorBoard scalars and early stopping, in the run folder."""
 
-    def __init__(self, run_dir: Path, history: list[dict], patience: int, crash_after=None):
+    def __init__(self, run_dir: Path, history: list[dict], patience: int):
         super().__init__()
         self.run_dir, self.history, self.patience = run_dir, history, patience
-        self.crash_after = crash_after
         (run_dir / "checkpoints").mkdir(exist_ok=True)
         self.writers = {}
 
@@ -125,8 +204,6 @@ class Recorder(keras.callbacks.Callback):
                 with self.writers[name].as_default():
                     tf.summary.write("epoch_loss", row[key], epoch + 1, _scalar_metadata())
                 self.writers[name].flush()
-        if self.crash_after == epoch + 1:  # tests: die as a killed process would
-            os._exit(75)
         if stopped(self.history, self.patience):
             self.model.stop_training = True
 
@@ -144,15 +221,46 @@ def run_config(options: dict, data: data_lib.SequenceData, data_options: dict) -
             "path": str(Path(data_options["path"]).resolve()),
             "sequences": len(data.x),
             "features": data.features,
-            "feature_names": data.feature_names,
+            "feature_names": data.feature_names if data.named else None,
             "sha256": data_lib.fingerprint(data),
         },
     }
 
 
+def trained_features(model_path) -> list[str] | None:
+    """The feature names of the data the model at `model_path` was trained on, from the
+    config.json of its run folder (`RUN/model.keras`, `RUN/checkpoints/epoch-N.keras`); None
+    outside a run folder or if that data named no features (`data.load`'s
+    `expected_features`)."""
+    folder = Path(model_path).parent
+    folder = folder.parent if folder.name == "checkpoints" else folder
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        return None
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as error:
+        raise RunError(f"cannot read {config_path}: {error}") from None
+    return features_of(config) if isinstance(config, dict) else None
+
+
+def features_of(config: dict) -> list[str] | None:
+    """The feature names a run's config.json records, None if its data named none."""
+    data = config.get("data")
+    names = data.get("feature_names") if isinstance(data, dict) else None
+    if not names:
+        return None
+    # Older runs recorded made-up names, x1, x2, ..., for a file that names no features.
+    if Path(data.get("path", "")).suffix != ".csv" and names == numbered_features(len(names)):
+        return None
+    return list(names)
+
+
 def start(run_dir: Path, options: dict, data: data_lib.SequenceData, data_options: dict):
     """Creates `run_dir` with its `config.json`; raises RunError if it cannot."""
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and (
+        not run_dir.is_dir() or any(p.name != LOCK for p in run_dir.iterdir())
+    ):
         raise RunError(
             f"{run_dir} already exists; resume it with --resume {run_dir}, or pick another --output"
         )
