@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 
-def run_processes(commands, envs, logs: list[Path], timeout: float) -> list[int]:
+def run_processes(commands, envs, logs: list[Path], timeout: float, kill_when=None) -> list[int]:
     """Runs the commands at once, each in its own process group, and returns their exit codes.
 
     A process that fails stops the others (a peer left alone could wait forever for it); at
-    the timeout all are killed. Each process's output goes to its file in `logs`.
+    the timeout all are killed. Each process's output goes to its file in `logs`. With
+    `kill_when`, a function polled while they run, all are killed with SIGKILL (exit code -9)
+    once it returns True: a crash at a point of the test's choosing, with no hook in the code.
     """
     procs = []
     with contextlib.ExitStack() as stack:
@@ -34,7 +36,9 @@ def run_processes(commands, envs, logs: list[Path], timeout: float) -> list[int]
                 codes = [proc.poll() for proc in procs]
                 if all(code is not None for code in codes) or any(codes):
                     break
-                time.sleep(0.2)
+                if kill_when is not None and kill_when():
+                    break
+                time.sleep(0.05 if kill_when else 0.2)
         finally:
             for proc in procs:
                 if proc.poll() is None:

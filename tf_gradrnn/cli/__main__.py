@@ -1,4 +1,5 @@
-"""`python -m tf_gradrnn.cli`: the `tf-gradrnn` command."""
+"""`python -m tf_gradrnn.cli`: the `tf-gradrnn` command, run after the package has imported
+TensorFlow (with its start-up log); the installed `tf-gradrnn` starts without it."""
 
 import sys
 

@@ -6,7 +6,6 @@ Run it with `tf-gradrnn demo` or `python -m tf_gradrnn.cli.demo` (options: `--ou
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_gradrnn.cli import plots
+from tf_gradrnn.cli import training
+from tf_gradrnn.cli.parser import add_demo_arguments
 from tf_gradrnn.cli.synthetic import teacher_sequences
 from tf_gradrnn.gradient_rnn import GradientRNN
 from tf_gradrnn.serving.export import export_saved_model
@@ -29,6 +29,34 @@ def build_student(features: int, units: int, hidden_units=(16, 16)) -> keras.Mod
     )
     outputs = keras.layers.Reshape((-1,), name="y")(y)
     return keras.Model(inputs, outputs, name="student")
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Training progress in a few lines: on a terminal one line, rewritten after each epoch;
+    elsewhere (a log, a pipe) a line after every tenth of the epochs and after the last."""
+
+    def __init__(self, epochs: int, stream=None, lines: int = 10):
+        super().__init__()
+        self.epochs, self.stream = epochs, stream or sys.stdout
+        self.every, self.width, self.start = -(-epochs // lines), 0, 0.0  # ceil
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = "  ".join(f"{key} {value:.4g}" for key, value in (logs or {}).items())
+        seconds = time.perf_counter() - self.start
+        line = f"epoch {epoch + 1}/{self.epochs}  {values}  ({seconds:.0f} s)"
+        if self.stream.isatty():
+            self.stream.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+        elif (epoch + 1) % self.every == 0 or epoch + 1 == self.epochs:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def on_train_end(self, logs=None):
+        if self.stream.isatty():
+            self.stream.write("\n")
 
 
 def aligned_state_error(h_student: np.ndarray, h_teacher: np.ndarray) -> float:
@@ -94,7 +122,8 @@ def run(
         validation_data=(x_val, y_val),
         epochs=epochs,
         batch_size=32,
-        verbose=1 if sys.stdout.isatty() else 2,  # the progress bar, or one line per epoch
+        verbose=0,
+        callbacks=[EpochProgress(epochs)],
     )
     train_seconds = time.perf_counter() - start
     losses = history.history["loss"]
@@ -104,7 +133,7 @@ def run(
     )
 
     y_pred = model.predict(x_val, verbose=0)
-    y_r2 = 1.0 - np.mean((y_pred - y_val) ** 2) / np.var(y_val)
+    y_r2 = training.r_squared(y_val, y_pred)
     student_cell = model.get_layer("gradient_rnn").cell
     h = np.zeros((len(x_val), 4), x_val.dtype)
     states = []
@@ -119,8 +148,13 @@ def run(
     )
 
     loss_png, predictions_png = output / "loss.png", output / "predictions.png"
-    plots.loss_curve(history.history, loss_png, "student fitted to the teacher")
-    plots.prediction_plot(y_val, y_pred, None, predictions_png, title="held-out sequences")
+    plots = training.load_plots()
+    if plots:
+        plots.loss_curve(history.history, loss_png, "student fitted to the teacher")
+        r2_text = training.format_r2(y_r2)
+        plots.prediction_plot(
+            y_val, y_pred, None, predictions_png, r2_text, title="held-out sequences"
+        )
 
     model_path = output / "student.keras"
     model.save(model_path)
@@ -140,12 +174,11 @@ def run(
 
     if not losses[-1] < 0.1 * losses[0]:
         raise RuntimeError(f"training did not converge: loss {losses[0]:.4g} -> {losses[-1]:.4g}")
-    written = {
-        model_path: "the trained Keras model",
-        loss_png: "train and validation loss per epoch",
-        predictions_png: "held-out predictions against the teacher's outputs",
-        version_dir: "the SavedModel for TF Serving (one version folder)",
-    }
+    written = {model_path: "the trained Keras model"}
+    if plots:
+        written[loss_png] = "train and validation loss per epoch"
+        written[predictions_png] = "held-out predictions against the teacher's outputs"
+    written[version_dir] = "the SavedModel for TF Serving (one version folder)"
     width = max(len(str(path)) for path in written)
     print("wrote:\n" + "\n".join(f"  {str(p).ljust(width)}  {what}" for p, what in written.items()))
     return {
@@ -156,33 +189,8 @@ def run(
         "state_error": state_error,
         "model_path": str(model_path),
         "saved_model": str(version_dir),
-        "plots": [str(loss_png), str(predictions_png)],
+        "plots": [str(loss_png), str(predictions_png)] if plots else [],
     }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's options, shared by `python -m tf_gradrnn.cli.demo` and `tf-gradrnn demo`."""
-    parser.add_argument(
-        "--output",
-        type=Path,
-        metavar="DIR",
-        default=Path("runs/demo"),
-        help="folder for the model, the plots and the SavedModel (default: runs/demo)",
-    )
-    parser.add_argument(
-        "--epochs", type=int, metavar="N", default=150, help="training epochs (default: 150)"
-    )
-    parser.add_argument(
-        "--no-jit", dest="jit", action="store_false", help="train without XLA (default: XLA on)"
-    )
-    parser.add_argument(
-        "--export-dir",
-        type=Path,
-        metavar="DIR",
-        default=None,
-        help="TF Serving model folder that receives the next SavedModel version "
-        "(default: OUTPUT/saved_model)",
-    )
 
 
 def run_from_args(args: argparse.Namespace) -> dict:
@@ -193,13 +201,12 @@ def run_from_args(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    add_demo_arguments(parser)
     run_from_args(parser.parse_args(argv))
     return 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     tf.get_logger().setLevel("ERROR")
     sys.exit(main())

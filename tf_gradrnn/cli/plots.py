@@ -2,7 +2,8 @@
 
 Figures are drawn with matplotlib's object API (`matplotlib.figure.Figure`, saved by the Agg
 canvas), never `pyplot`: no window opens, no global backend is switched, and it works on a
-machine without a display.
+machine without a display. matplotlib comes with the `cli` extra; the command line imports
+this module only to draw (`training.load_plots`).
 """
 
 import os
@@ -30,21 +31,18 @@ def loss_curve(history: dict[str, list[float]], path: str | os.PathLike, title: 
     fig.savefig(path, dpi=100, format="png")
 
 
-def format_r2(r2: float) -> str:
-    """R^2 to 4 decimals, or "n/a" when the truth is constant and R^2 is undefined."""
-    return "n/a (constant target)" if np.isnan(r2) else f"{r2:.4f}"
-
-
 def prediction_plot(
     y_true: np.ndarray,
     y_pred: np.ndarray,
     mask: np.ndarray | None,
     path: str | os.PathLike,
+    r2: str,
+    *,
     sequences: int = 3,
     title: str = "",
     names: list[str] | None = None,
-) -> float:
-    """Draws predictions against the truth; returns R^2 over the real steps.
+) -> None:
+    """Draws predictions against the truth.
 
     Left: the first `sequences` sequences over time (truth solid, prediction dashed, one
     colour per sequence). Right: every real step, predicted against true, with the diagonal.
@@ -53,13 +51,12 @@ def prediction_plot(
         y_true, y_pred: (n, T) outputs.
         mask: (n, T) bool, True at real steps; None means all.
         path: the PNG to write.
+        r2: R^2 over the real steps, as the title shows it (`training.format_r2`).
         names: the sequences' names for the legend (default: their index).
     """
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     mask = np.ones(y_true.shape, bool) if mask is None else np.asarray(mask, bool)
     t, p = y_true[mask], y_pred[mask]
-    spread = np.sum((t - t.mean()) ** 2)
-    r2 = 1.0 - np.sum((p - t) ** 2) / spread if spread > 0 else float("nan")  # constant truth
 
     fig = Figure(figsize=(11, 4), layout="constrained")
     over_time, scatter = fig.subplots(1, 2, width_ratios=(2, 1))
@@ -74,9 +71,6 @@ def prediction_plot(
     scatter.scatter(t, p, s=4, alpha=0.4)
     low, high = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
     scatter.plot([low, high], [low, high], "k-", linewidth=0.8)
-    scatter.set(
-        xlabel="true y", ylabel="predicted y", title=f"all real steps, R^2 = {format_r2(r2)}"
-    )
+    scatter.set(xlabel="true y", ylabel="predicted y", title=f"all real steps, R^2 = {r2}")
     scatter.set_aspect("equal", adjustable="datalim")
     fig.savefig(path, dpi=100, format="png")
-    return float(r2)

@@ -5,7 +5,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi-worker")
+from tf_gradrnn.cli.options import STRATEGIES
 
 
 class ClusterError(ValueError):

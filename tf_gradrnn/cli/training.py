@@ -1,24 +1,26 @@
 """Training runs for the command line: build, train (or resume) and finish a model.
 
 `train` keeps its files in a run folder (`tf_gradrnn.cli.run_folder`: config, history, per-epoch
-checkpoints, TensorBoard logs, the final model), from which an interrupted run resumes.
+checkpoints, TensorBoard logs, the final model), from which an interrupted run resumes. Its
+options are `tf_gradrnn.cli.options.TRAIN_OPTIONS`, as `config.json` records them.
 
 The model trained is `{"x": (b, T, F), "mask": (b, T)} -> y (b, T, 1)`: the mask reaches the
 `GradientRNN`, so a padded step keeps the previous state, and it weights the loss, so a
 padded step does not count. `model.keras` holds the same layer without the mask input.
 """
 
+import importlib
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_gradrnn.callbacks import NonFiniteGuard
 from tf_gradrnn.cli import data as data_lib
-from tf_gradrnn.cli import plots
 from tf_gradrnn.cli.run_folder import (
     Recorder,
     RunError,
@@ -32,19 +34,6 @@ from tf_gradrnn.distributed_fit import distributed_fit
 from tf_gradrnn.gradient_rnn import GradientRNN
 from tf_gradrnn.losses import MaskedMeanSquaredError
 
-DEFAULTS = {
-    "units": 8,
-    "hidden_units": [32, 32],
-    "activation": "tanh",
-    "epochs": 50,
-    "batch_size": 32,
-    "learning_rate": 3e-3,
-    "clip_norm": 1.0,
-    "validation_split": 0.2,
-    "patience": 10,
-    "jit": True,
-    "seed": 0,
-}
 _SHAPE_ONLY = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Flatten)
 
 
@@ -148,7 +137,6 @@ def train(
     run_dir: Path,
     config: dict,
     data: data_lib.SequenceData,
-    crash_after=None,
     verbose=None,
     strategy: tf.distribute.Strategy | None = None,
     chief: bool = True,
@@ -180,7 +168,7 @@ def train(
 
     write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="tf-gradrnn-worker-"))
     try:
-        _fit(training_model, config, data, history, write_dir, crash_after, verbose, strategy)
+        _fit(training_model, config, data, history, write_dir, verbose, strategy)
     finally:
         if not chief:
             shutil.rmtree(write_dir, ignore_errors=True)
@@ -198,7 +186,7 @@ def train(
     return {**summary, **_finish(run_dir, training_model, layer, data, config, history, best)}
 
 
-def _fit(training_model, config, data, history, write_dir, crash_after, verbose, strategy):
+def _fit(training_model, config, data, history, write_dir, verbose, strategy):
     """Trains for the epochs that `history` does not hold yet, unless early stopping ended."""
     done = len(history)
     if done >= config["epochs"] or stopped(history, config["patience"]):
@@ -214,34 +202,78 @@ def _fit(training_model, config, data, history, write_dir, crash_after, verbose,
         else None,
         "callbacks": [
             NonFiniteGuard(),  # a diverging run stops with an error, not NaN weights
-            Recorder(write_dir, history, config["patience"], crash_after),
+            Recorder(write_dir, history, config["patience"]),
         ],
         "verbose": verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
     }
     dataset = data_lib.training_dataset(
         data, train_idx, batch, config["seed"], done, config["epochs"]
     )
-    if strategy:
-        distributed_fit(training_model, dataset, **arguments)
-    else:
-        training_model.fit(dataset, shuffle=False, **arguments)  # shuffled by epoch already
+    try:
+        if strategy:
+            distributed_fit(training_model, dataset, **arguments)
+        else:
+            training_model.fit(dataset, shuffle=False, **arguments)  # shuffled by epoch already
+    except FloatingPointError:  # NonFiniteGuard's: history holds the epochs that ended
+        raise _diverged(config, f"its loss became NaN or Inf in epoch {len(history) + 1}") from None
 
 
 def _finish(run_dir, training_model, layer, data, config, history, best) -> dict:
-    """Plots, and `model.keras` last: it marks the run finished."""
+    """Checks the predictions, plots, and writes `model.keras` last: it marks the run finished."""
     train_idx, val_idx = data_lib.split(len(data.x), config["validation_split"], config["seed"])
     shown, part = (val_idx, "validation") if len(val_idx) else (train_idx, "training")
     dataset = data_lib.evaluation_dataset(data, shown, config["batch_size"])
-    y_pred = training_model.predict(dataset, verbose=0)
-    curves = {key: [row[key] for row in history] for key in history[0] if key != "epoch"}
-    atomic_write(run_dir / "loss.png", lambda tmp: plots.loss_curve(curves, tmp, run_dir.name))
-    names = [data.ids[i] for i in shown]
-    r2 = atomic_write(
-        run_dir / "predictions.png",
-        lambda tmp: plots.prediction_plot(
-            data.y[shown], y_pred[..., 0], data.mask[shown], tmp, title=part, names=names
-        ),
-    )
+    y_pred = training_model.predict(dataset, verbose=0)[..., 0]
+    y_true, mask = data.y[shown], data.mask[shown]
+    with np.errstate(over="ignore", invalid="ignore"):  # float32, as training computes it
+        loss = np.mean(np.square(y_pred - y_true)[mask])
+    if not np.isfinite(loss):  # an epoch can end finite with absurd weights
+        largest = np.max(np.abs(y_pred))
+        raise _diverged(config, f"its {part} loss is {loss} (predictions up to {largest:.3g})")
+    r2 = r_squared(y_true, y_pred, mask)
+    plots = load_plots()
+    if plots:
+        curves = {key: [row[key] for row in history] for key in history[0] if key != "epoch"}
+        atomic_write(run_dir / "loss.png", lambda tmp: plots.loss_curve(curves, tmp, run_dir.name))
+        names = [data.ids[i] for i in shown]
+        atomic_write(
+            run_dir / "predictions.png",
+            lambda tmp: plots.prediction_plot(
+                y_true, y_pred, mask, tmp, format_r2(r2), title=part, names=names
+            ),
+        )
     _, model = wrap(layer, data.features)
     atomic_write(run_dir / "model.keras", model.save)
-    return {"best_epoch": best, "r2": r2, "r2_on": part}
+    return {"best_epoch": best, "r2": r2, "r2_on": part, "plotted": plots is not None}
+
+
+def _diverged(config: dict, what: str) -> RunError:
+    return RunError(
+        f"training diverged: {what}; lower --learning-rate (it was {config['learning_rate']:g})"
+    )
+
+
+def r_squared(y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """R^2 = 1 - sum((y_pred - y)^2) / sum((y - mean(y))^2) over the real steps (`mask`,
+    default all) of `(n, T)` outputs; NaN when the truth is constant and R^2 is undefined."""
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    mask = np.ones(y_true.shape, bool) if mask is None else np.asarray(mask, bool)
+    t, p = y_true[mask], y_pred[mask]
+    spread = np.sum((t - t.mean()) ** 2)
+    return float(1.0 - np.sum((p - t) ** 2) / spread) if spread > 0 else float("nan")
+
+
+def format_r2(r2: float, digits: int = 4) -> str:
+    """R^2 to `digits` decimals, or "n/a" when the truth is constant and R^2 is undefined."""
+    return "n/a (constant target)" if np.isnan(r2) else f"{r2:.{digits}f}"
+
+
+def load_plots():
+    """`tf_gradrnn.cli.plots`; without matplotlib (the `cli` extra), None after a note."""
+    try:
+        return importlib.import_module("tf_gradrnn.cli.plots")
+    except ImportError as error:
+        if (error.name or "").split(".")[0] != "matplotlib":
+            raise
+        print('note: no plots without matplotlib: pip install "tf_gradrnn[cli]" draws them')
+        return None
