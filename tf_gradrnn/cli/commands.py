@@ -30,6 +30,7 @@ from tf_gradrnn.cli.parser import build_parser
 from tf_gradrnn.cli.run_folder import RunError
 from tf_gradrnn.cli.strategies import ClusterError
 from tf_gradrnn.cli.training import DEFAULTS
+from tf_gradrnn.serving import check_saved_model, saved_feature_names
 
 USER_ERRORS = (DataError, RunError, ClusterError, OSError)
 COLUMNS = ("id_column", "time_column", "target_column", "feature_columns")
@@ -201,7 +202,7 @@ def export(args) -> int:
     for warning in caught:
         print(f"note: {warning.message}")
     x = np.random.default_rng(0).standard_normal((2, 5, layer.cell.features))
-    difference = demo.check_saved_model(version_dir, model, x.astype(layer.compute_dtype))
+    difference = check_saved_model(version_dir, model, x.astype(layer.compute_dtype))
     print(
         f"exported {args.model} to {version_dir} and reloaded it: max |SavedModel - Keras| = "
         f"{difference:.2g}\nserve it: docker run -p 8501:8501 --mount type=bind,source="
@@ -264,6 +265,8 @@ def _inspect_saved_model(path: Path) -> int:
         ):
             for key, spec in sorted(specs.items()):
                 print(f"  {kind} {key}: {spec.dtype.name} {_shape(spec.shape)}")
+    names = saved_feature_names(loaded)
+    print(f"features: {', '.join(names) if names else 'not stored with the export'}")
     variables = getattr(loaded, "variables", [])
     print(f"parameters: {sum(int(np.prod(v.shape)) for v in variables):,}")
     warmup = path / "assets.extra" / "tf_serving_warmup_requests"

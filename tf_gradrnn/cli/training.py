@@ -31,6 +31,7 @@ from tf_gradrnn.cli.run_folder import (
 from tf_gradrnn.distributed_fit import distributed_fit
 from tf_gradrnn.gradient_rnn import GradientRNN
 from tf_gradrnn.losses import MaskedMeanSquaredError
+from tf_gradrnn.serving import find_gradient_rnn
 
 DEFAULTS = {
     "units": 8,
@@ -45,7 +46,6 @@ DEFAULTS = {
     "jit": True,
     "seed": 0,
 }
-_SHAPE_ONLY = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Flatten)
 
 
 def build_layer(options: dict) -> GradientRNN:
@@ -103,23 +103,15 @@ def load_model(path) -> keras.Model:
 
 
 def find_layer(model: keras.Model, name: str = "the model") -> GradientRNN:
-    """The model's one `GradientRNN`, which must return sequences and be all the model does."""
-    found, others = [], []
-    for layer in model.layers:
-        if isinstance(layer, GradientRNN):
-            found.append(layer)
-        elif not isinstance(layer, _SHAPE_ONLY):
-            others.append(f"{layer.name} ({type(layer).__name__})")
-    problems = [f"{len(found)} GradientRNN layers"] if len(found) != 1 else []
-    problems += [f"other layers: {', '.join(others)}"] if others else []
-    if found and not found[0].return_sequences:
-        problems.append("return_sequences=False")
-    if problems:
-        raise RunError(
-            f"{name} is not a model made of one GradientRNN(return_sequences=True) and "
-            f"reshaping layers: it has {'; '.join(problems)}"
-        )
-    return found[0]
+    """The model's one `GradientRNN` (`tf_gradrnn.serving.find_gradient_rnn`), which must
+    return sequences."""
+    try:
+        layer = find_gradient_rnn(model)
+    except (TypeError, ValueError) as error:
+        raise RunError(f"{name}: {error}") from None
+    if not layer.return_sequences:
+        raise RunError(f"{name}: its GradientRNN must have return_sequences=True")
+    return layer
 
 
 def sequence_model(model: keras.Model, name: str = "the model") -> keras.Model:
