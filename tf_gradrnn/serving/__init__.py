@@ -1,10 +1,14 @@
 """Serving a trained `GradientRNN` with TensorFlow Serving: export, verification and requests.
 
 Export writes a version of a TF Serving model folder; its signatures run the recurrence in the
-graph, so the server needs TensorFlow only (`export.py` lists them):
+graph, so the server needs TensorFlow only:
 
     path = export_saved_model(model, "models/my_model")   # models/my_model/1
     check_saved_model(path, model, x)                      # reload, compare with Keras
+
+Modules: `export` (the signatures and `export_saved_model`), `input_checks` (the graph's own
+shape checks), `versions` (version numbers, file modes), `warmup` (TF Serving warm-up
+records), `verify` (`check_saved_model`); for requests, `signatures`, `grpc` and `rest`.
 
 The request helpers let a user (and our tests) check what a deployed version answers without a
 model server: they build requests as a client does and answer them as the server does.

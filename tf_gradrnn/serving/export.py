@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import keras
@@ -168,8 +168,10 @@ def _endpoints(layer: GradientRNN, jit_compile: bool, feature_names: list[str] |
         "step": (step, [spec("x_t", x_t_shape), spec("h", h_shape)]),
     }
     if feature_names is not None:
-        names = tf.constant(feature_names, tf.string)
-        signatures[METADATA_SIGNATURE] = (lambda: {"feature_names": tf.identity(names)}, [])
+        signatures[METADATA_SIGNATURE] = (
+            lambda: {"feature_names": tf.constant(feature_names, tf.string)},
+            [],
+        )
     endpoints = {}
     for name, (fn, input_signature) in signatures.items():
         endpoints[name] = tf.function(fn, input_signature=input_signature)
@@ -180,9 +182,9 @@ def _endpoints(layer: GradientRNN, jit_compile: bool, feature_names: list[str] |
 def _checked_feature_names(feature_names, features: int) -> list[str] | None:
     if feature_names is None:
         return None
-    if isinstance(feature_names, str | bytes) or not isinstance(feature_names, Sequence):
+    if isinstance(feature_names, str | bytes) or not isinstance(feature_names, Iterable):
         raise TypeError(f"feature_names must be a list of strings, got {feature_names!r}.")
-    names = list(feature_names)
+    names = [str(name) if isinstance(name, str) else name for name in feature_names]
     if len(names) != features:
         raise ValueError(
             f"feature_names has {len(names)} names but the model takes {features} features."
