@@ -2,6 +2,10 @@
 and one clear error per bad request."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -433,3 +437,53 @@ def test_unknown_signature(model, send):
 def test_malformed_rest_body(model, body, message):
     with pytest.raises(InvalidRequestError, match=message):
         serve_rest(model, body)
+
+
+# --- Without the `serving` extra ----------------------------------------------------------------
+
+
+def test_export_and_rest_helpers_work_without_tensorflow_serving_api(tmp_path):
+    # A fresh process where tensorflow_serving cannot be imported, as without the extra.
+    script = textwrap.dedent(
+        f"""
+        import sys, warnings
+        sys.modules["tensorflow_serving"] = None
+        import keras, numpy as np, tensorflow as tf
+        import tf_gradrnn
+        from tf_gradrnn.serving import predict_request, rest_request_body, serve_rest
+
+        layer = tf_gradrnn.GradientRNN(2, hidden_units=(4,))
+        layer(np.zeros((1, 3, 2), "float32"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            path = tf_gradrnn.export_saved_model(layer, {str(tmp_path)!r})
+        print("warned:", any("warm-up" in str(w.message) for w in caught))
+        loaded = tf.saved_model.load(str(path))
+        answer = serve_rest(loaded, rest_request_body({{"x": np.ones((1, 3, 2))}}))
+        print("rest:", np.shape(answer["predictions"][0]["y"]))
+        for call in (
+            lambda: tf_gradrnn.export_saved_model(layer, {str(tmp_path)!r}, warmup=True),
+            lambda: predict_request({{"x": np.ones((1, 3, 2))}}),
+        ):
+            try:
+                call()
+            except ImportError as error:
+                print("error:", error)
+        print("versions:", sorted(p.name for p in path.parent.iterdir()))
+        """
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert "warned: True" in lines and "rest: (3,)" in lines
+    assert "versions: ['1']" in lines  # warmup=True failed before writing anything
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == [
+        "error: Writing TF Serving warm-up requests needs tensorflow-serving-api: "
+        'pip install "tf_gradrnn[serving]", or export with warmup=False.',
+        "error: Building a gRPC PredictRequest needs tensorflow-serving-api: "
+        'pip install "tf_gradrnn[serving]".',
+    ]

@@ -12,6 +12,7 @@ data, an unwritable folder) ends with one line on stderr and exit status 2, and 
 nothing; `--debug` shows the traceback instead.
 """
 
+import contextlib
 import os
 import sys
 import warnings
@@ -20,7 +21,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tf_gradrnn.cli import data as data_lib
-from tf_gradrnn.cli import demo, model_verbs, run_folder, strategies, training
+from tf_gradrnn.cli import demo, model_verbs, run_folder, run_lock, strategies, training
 from tf_gradrnn.cli.data import DataError
 from tf_gradrnn.cli.model_verbs import count, csv_columns, describe
 from tf_gradrnn.cli.options import COLUMNS, DEFAULTS
@@ -69,9 +70,14 @@ def train(args) -> int:
         run_dir = args.resume
         if not run_dir.is_dir():
             raise RunError(f"{run_dir} holds no run (no such folder)")
-        config = run_folder.read_config(run_dir)
+        config = run_folder.read_config(run_dir, DEFAULTS)
         columns = {name: config["data"][name] for name in COLUMNS}
-        data = data_lib.load(config["data"]["path"], target=True, **columns)
+        data = data_lib.load(
+            config["data"]["path"],
+            target=True,
+            expected_features=run_folder.features_of(config),
+            **columns,
+        )
         print(f"resuming {run_dir} after epoch {len(run_folder.read_history(run_dir))}")
     else:
         if args.data is None:
@@ -94,17 +100,20 @@ def train(args) -> int:
         replicas = strategy.num_replicas_in_sync
         xla = "XLA off, " if config["jit"] else ""
         print(f"strategy: {args.strategy}, {count(replicas, 'replica')} ({xla}see --help)")
-    try:
-        summary = training.train(run_dir, config, data, strategy=strategy, chief=chief)
-    except BaseException as error:
-        done = len(run_folder.read_history(run_dir))
-        if chief and not done and not args.resume:
-            run_folder.discard(run_dir, keep_folder=existed)  # nothing to resume: leave nothing
-        if isinstance(error, KeyboardInterrupt) and done:
-            hint = f"continue with: tf-gradrnn train --resume {run_dir}"
-            print(f"tf-gradrnn train: interrupted after epoch {done}; {hint}", file=sys.stderr)
-            return 130
-        raise
+    # Only the chief locks: the workers of a cluster on one host share the run folder. The
+    # lock is taken outside the try, so a refused process never discards the other's run.
+    with run_lock.locked(run_dir) if chief else contextlib.nullcontext():
+        try:
+            summary = training.train(run_dir, config, data, strategy=strategy, chief=chief)
+        except BaseException as error:
+            done = len(run_folder.read_history(run_dir))
+            if chief and not done and not args.resume:
+                run_folder.discard(run_dir, keep_folder=existed)  # nothing to resume
+            if isinstance(error, KeyboardInterrupt) and done:
+                hint = f"continue with: tf-gradrnn train --resume {run_dir}"
+                print(f"tf-gradrnn train: interrupted after epoch {done}; {hint}", file=sys.stderr)
+                return 130
+            raise
     _print_summary(summary, run_dir, chief)
     return 0
 

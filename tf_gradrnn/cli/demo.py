@@ -18,7 +18,7 @@ from tf_gradrnn.cli import training
 from tf_gradrnn.cli.parser import add_demo_arguments
 from tf_gradrnn.cli.synthetic import teacher_sequences
 from tf_gradrnn.gradient_rnn import GradientRNN
-from tf_gradrnn.serving.export import export_saved_model
+from tf_gradrnn.serving import check_saved_model, export_saved_model
 
 
 def build_student(features: int, units: int, hidden_units=(16, 16)) -> keras.Model:
@@ -70,26 +70,6 @@ def aligned_state_error(h_student: np.ndarray, h_teacher: np.ndarray) -> float:
     u, _, vt = np.linalg.svd(a.T @ b)
     residual = a @ (u @ vt) - b
     return float(np.linalg.norm(residual) / np.linalg.norm(b))
-
-
-def check_saved_model(path: Path, model: keras.Model, x: np.ndarray) -> float:
-    """Reloads the SavedModel at `path` and compares it with `model` on `x`.
-
-    Checks that `serving_default` matches Keras and that feeding `step` over time reproduces
-    it; returns the largest difference from Keras.
-    """
-    loaded = tf.saved_model.load(str(path))
-    out = loaded.signatures["serving_default"](x=tf.constant(x))
-    keras_diff = float(np.max(np.abs(out["y"].numpy() - model.predict(x, verbose=0))))
-    h = tf.zeros_like(out["h"])
-    for t in range(x.shape[1]):
-        step = loaded.signatures["step"](x_t=tf.constant(x[:, t]), h=h)
-        h = step["h_next"]
-        if not np.array_equal(step["y_t"].numpy(), out["y"].numpy()[:, t]):
-            raise RuntimeError(f"the step signature disagrees with serving_default at t={t}")
-    if keras_diff > 1e-5:
-        raise RuntimeError(f"the SavedModel differs from the Keras model by {keras_diff:.3g}")
-    return keras_diff
 
 
 def run(

@@ -15,9 +15,10 @@ import tensorflow as tf
 
 import tf_gradrnn
 from tf_gradrnn.cli import data as data_lib
-from tf_gradrnn.cli import demo, run_folder, training
+from tf_gradrnn.cli import run_folder, training
 from tf_gradrnn.cli.options import COLUMNS
 from tf_gradrnn.cli.run_folder import RunError
+from tf_gradrnn.serving import check_saved_model, saved_feature_names
 
 
 def count(n: int, noun: str) -> str:
@@ -53,7 +54,10 @@ def _run_of(model_path: Path) -> dict | None:
 def _model_and_data(args, target: bool, run: dict | None):
     model = training.load_model(args.model)
     training.find_layer(model, str(args.model))
-    data = data_lib.load(args.data, target=target, **csv_columns(args, run))
+    expected = run_folder.trained_features(args.model)
+    data = data_lib.load(
+        args.data, target=target, expected_features=expected, **csv_columns(args, run)
+    )
     training.check_features(model, data, str(args.model))
     return model, data
 
@@ -170,7 +174,7 @@ def export(args) -> int:
     for warning in caught:
         print(f"note: {warning.message}")
     x = np.random.default_rng(0).standard_normal((2, 5, layer.cell.features))
-    difference = demo.check_saved_model(version_dir, model, x.astype(layer.compute_dtype))
+    difference = check_saved_model(version_dir, model, x.astype(layer.compute_dtype))
     print(
         f"exported {args.model} to {version_dir} and reloaded it: max |SavedModel - Keras| = "
         f"{difference:.2g}\nserve it: docker run -p 8501:8501 --mount type=bind,source="
@@ -234,6 +238,8 @@ def _inspect_saved_model(path: Path) -> int:
             for key, spec in sorted(specs.items()):
                 print(f"  {kind} {key}: {spec.dtype.name} {_shape(spec.shape)}")
     variables = getattr(loaded, "variables", [])
+    names = saved_feature_names(loaded)
+    print(f"features: {', '.join(names) if names else 'not stored with the export'}")
     print(f"parameters: {sum(int(np.prod(v.shape)) for v in variables):,}")
     warmup = path / "assets.extra" / "tf_serving_warmup_requests"
     print(f"warm-up requests: {'yes' if warmup.is_file() else 'no'}")

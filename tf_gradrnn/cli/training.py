@@ -27,14 +27,15 @@ from tf_gradrnn.cli.run_folder import (
     atomic_write,
     best_epoch,
     checkpoint,
+    load_checkpoint,
+    load_model,
     read_history,
     stopped,
 )
 from tf_gradrnn.distributed_fit import distributed_fit
 from tf_gradrnn.gradient_rnn import GradientRNN
 from tf_gradrnn.losses import MaskedMeanSquaredError
-
-_SHAPE_ONLY = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Flatten)
+from tf_gradrnn.serving import find_gradient_rnn
 
 
 def build_layer(options: dict) -> GradientRNN:
@@ -77,38 +78,16 @@ def compile_for_training(model: keras.Model, options: dict, optimizer=None) -> N
     )
 
 
-def load_model(path) -> keras.Model:
-    """Loads a `.keras` model, turning every failure into a one-line `RunError`."""
-    path = Path(path)
-    if path.is_dir():
-        raise RunError(f"{path} is a folder; this needs a .keras model file")
-    if not path.is_file():
-        raise RunError(f"{path}: no such model file")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as error:
-        message = " ".join(str(error).split())[:300]
-        raise RunError(f"cannot load {path}: {message}") from None
-
-
 def find_layer(model: keras.Model, name: str = "the model") -> GradientRNN:
-    """The model's one `GradientRNN`, which must return sequences and be all the model does."""
-    found, others = [], []
-    for layer in model.layers:
-        if isinstance(layer, GradientRNN):
-            found.append(layer)
-        elif not isinstance(layer, _SHAPE_ONLY):
-            others.append(f"{layer.name} ({type(layer).__name__})")
-    problems = [f"{len(found)} GradientRNN layers"] if len(found) != 1 else []
-    problems += [f"other layers: {', '.join(others)}"] if others else []
-    if found and not found[0].return_sequences:
-        problems.append("return_sequences=False")
-    if problems:
-        raise RunError(
-            f"{name} is not a model made of one GradientRNN(return_sequences=True) and "
-            f"reshaping layers: it has {'; '.join(problems)}"
-        )
-    return found[0]
+    """The model's one `GradientRNN` (`tf_gradrnn.serving.find_gradient_rnn`), which must
+    return sequences."""
+    try:
+        layer = find_gradient_rnn(model)
+    except (TypeError, ValueError) as error:
+        raise RunError(f"{name}: {error}") from None
+    if not layer.return_sequences:
+        raise RunError(f"{name}: its GradientRNN must have return_sequences=True")
+    return layer
 
 
 def sequence_model(model: keras.Model, name: str = "the model") -> keras.Model:
@@ -158,7 +137,7 @@ def train(
     keras.utils.set_random_seed(config["seed"])
     with (strategy or tf.distribute.get_strategy()).scope():
         if done:
-            training_model = load_model(checkpoint(run_dir, done))
+            training_model = load_checkpoint(run_dir, history)
             layer = find_layer(training_model, "the checkpoint")
             compile_for_training(training_model, config, optimizer=training_model.optimizer)
         else:

@@ -10,31 +10,44 @@ Signatures (batch and time sizes are free; F = features, H = units; dtype is the
                                                            h_seq (batch, time, H)   [h_0 = 0]
     sequence          x (batch, time, F), h0 (batch, H) -> y, h, h_seq as above
     step              x_t (batch, F), h (batch, H)      -> y_t (batch,), h_next (batch, H)
+    metadata          (no inputs)                       -> feature_names (F,) string
+                                                           [only with feature_names=...]
 
-Feeding `step` over t = 1..T from h = 0 reproduces `serving_default` exactly. For a layer with
-`go_backwards=True`, time runs backwards: `y` and `h_seq` come in processing order, as Keras
-returns them, and a `step` client feeds x_T first.
+The input shapes are declared in the SignatureDefs, (None, None, F) for x, so `saved_model_cli
+show` and TF Serving's model metadata report them; the graph also checks them when it runs
+(`tf_gradrnn.serving.input_checks`), naming the input. Feeding `step` over t = 1..T from h = 0
+reproduces `serving_default` exactly; T = 0 returns empty `y`, `h_seq` and the initial state.
+For a layer with `go_backwards=True`, time runs backwards: `y` and `h_seq` come in processing
+order, as Keras returns them, and a `step` client feeds x_T first.
+
+The feature names are a signature rather than a file in `assets.extra/`, because TF Serving
+clients see only signatures: the model metadata lists it, and a gRPC Predict call returns the
+names (TF Serving's REST API cannot call a signature without inputs).
 """
 
-import importlib.util
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from tf_gradrnn.gradient_rnn import GradientRNN
+from tf_gradrnn.serving import versions
+from tf_gradrnn.serving import warmup as warmup_lib
+from tf_gradrnn.serving.input_checks import checked_input, same_batch
+from tf_gradrnn.serving.signatures import METADATA_SIGNATURE
 
 # Layers that only reshape or mask, which the serving signatures can leave out.
 _SHAPE_ONLY_LAYERS = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Flatten)
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def find_gradient_rnn(model) -> GradientRNN:
-    """Returns the one `GradientRNN` that `model` serves, or raises ValueError.
+    """Returns the one `GradientRNN` that `model` serves, or raises ValueError (TypeError if
+    `model` is neither a layer nor a Keras model).
 
     `model` is a `GradientRNN` or a Keras model whose only weighted layer is one `GradientRNN`
     (reshaping layers around it are allowed: the signatures serve the recurrent layer itself).
@@ -48,7 +61,7 @@ def find_gradient_rnn(model) -> GradientRNN:
 def _sole_gradient_rnn(model) -> GradientRNN:
     if not isinstance(model, keras.Model):
         raise TypeError(
-            f"export expects a GradientRNN layer or a Keras model, got {type(model).__name__}."
+            f"expected a GradientRNN layer or a Keras model, got {type(model).__name__}."
         )
     layers = list(model._flatten_layers(include_self=False, recursive=True))
     found = [layer for layer in layers if isinstance(layer, GradientRNN)]
@@ -60,15 +73,15 @@ def _sole_gradient_rnn(model) -> GradientRNN:
     ]
     if len(found) != 1:
         raise ValueError(
-            f"export needs a model with exactly one GradientRNN layer, found {len(found)} in "
+            f"expected a model with exactly one GradientRNN layer, found {len(found)} in "
             f"'{model.name}'."
         )
     if others:
         names = ", ".join(f"'{layer.name}' ({type(layer).__name__})" for layer in others)
         raise ValueError(
-            f"export serves the GradientRNN layer itself, but model '{model.name}' also holds "
-            f"{names}, which the signatures would leave out. Export the GradientRNN layer, or a "
-            "model made of it alone."
+            f"model '{model.name}' holds {names} besides its GradientRNN layer; only the "
+            "GradientRNN (with reshaping layers around it) is served, so the others would be "
+            "left out. Use the GradientRNN layer, or a model made of it alone."
         )
     return found[0]
 
@@ -103,46 +116,7 @@ def run_sequence(layer: GradientRNN, x: tf.Tensor, h0: tf.Tensor):
     return y, h, h_seq
 
 
-def checked_input(tensor: tf.Tensor, name: str, shape: tuple) -> tf.Tensor:
-    """Checks `tensor`'s rank and fixed sizes against `shape` at run time, naming the input.
-
-    Names are not quoted: TensorFlow escapes quotes in assertion messages. The signatures
-    declare inputs of unknown shape on purpose: with a declared rank, the graph
-    optimizer folds a rank check into a constant, and a wrong-rank request then fails deep in
-    the loop with an error that names no input. Returns `tensor` with its static shape set.
-    """
-    described = (
-        "("
-        + ", ".join(
-            str(size) if size is not None else ("batch" if axis == 0 else "time")
-            for axis, size in enumerate(shape)
-        )
-        + ")"
-    )
-    fixed_axes = [axis for axis, size in enumerate(shape) if size is not None]
-    # Padded so that reading an axis beyond a wrong rank cannot fail before the check does.
-    sizes = tf.concat([tf.shape(tensor), tf.fill([len(shape)], -1)], axis=0)
-    fits = tf.logical_and(
-        tf.equal(tf.rank(tensor), len(shape)),
-        tf.reduce_all(tf.equal(tf.gather(sizes, fixed_axes), [shape[a] for a in fixed_axes])),
-    )
-    check = tf.debugging.Assert(
-        fits, [f"input {name} must have shape {described}, got shape", tf.shape(tensor)]
-    )
-    with tf.control_dependencies([check]):
-        return tf.ensure_shape(tf.identity(tensor), shape)
-
-
-def same_batch(a: tf.Tensor, b: tf.Tensor, a_name: str, b_name: str):
-    """Asserts that inputs `a` and `b` have the same batch size."""
-    return tf.debugging.assert_equal(
-        tf.shape(a)[0],
-        tf.shape(b)[0],
-        message=f"inputs {a_name} and {b_name} must have the same batch size",
-    )
-
-
-def _endpoints(layer: GradientRNN, jit_compile: bool):
+def _endpoints(layer: GradientRNN, jit_compile: bool, feature_names: list[str] | None):
     dtype = layer.cell.compute_dtype
     features, units = layer.cell.features, layer.units
     x_shape, h_shape, x_t_shape = (None, None, features), (None, units), (None, features)
@@ -158,15 +132,26 @@ def _endpoints(layer: GradientRNN, jit_compile: bool):
         y, (h_next,) = layer.cell(x_t, [h], training=False)
         return {"y_t": y[:, 0], "h_next": h_next}
 
+    def sequence_or_empty(x, h0):
+        # XLA compiles the loop body even for zero steps, and reading step 0 of an empty x
+        # fails there, so T = 0 is answered outside the compiled function.
+        batch = tf.shape(x)[0]
+        empty = {
+            "y": tf.zeros([batch, 0], dtype),
+            "h": h0,
+            "h_seq": tf.zeros([batch, 0, units], dtype),
+        }
+        return tf.cond(tf.shape(x)[1] > 0, lambda: sequence_compute(x, h0), lambda: empty)
+
     def serving_default(x):
         x = checked_input(x, "x", x_shape)
-        return sequence_compute(x, tf.zeros([tf.shape(x)[0], units], dtype))
+        return sequence_or_empty(x, tf.zeros([tf.shape(x)[0], units], dtype))
 
     def sequence(x, h0):
         x = checked_input(x, "x", x_shape)
         h0 = checked_input(h0, "h0", h_shape)
         with tf.control_dependencies([same_batch(x, h0, "x", "h0")]):
-            return sequence_compute(tf.identity(x), h0)
+            return sequence_or_empty(tf.identity(x), h0)
 
     def step(x_t, h):
         x_t = checked_input(x_t, "x_t", x_t_shape)
@@ -174,14 +159,19 @@ def _endpoints(layer: GradientRNN, jit_compile: bool):
         with tf.control_dependencies([same_batch(x_t, h, "x_t", "h")]):
             return step_compute(tf.identity(x_t), h)
 
-    def spec(name):
-        return tf.TensorSpec(None, dtype, name=name)
+    def spec(name, shape):
+        return tf.TensorSpec(shape, dtype, name=name)
 
     signatures = {
-        "serving_default": (serving_default, [spec("x")]),
-        "sequence": (sequence, [spec("x"), spec("h0")]),
-        "step": (step, [spec("x_t"), spec("h")]),
+        "serving_default": (serving_default, [spec("x", x_shape)]),
+        "sequence": (sequence, [spec("x", x_shape), spec("h0", h_shape)]),
+        "step": (step, [spec("x_t", x_t_shape), spec("h", h_shape)]),
     }
+    if feature_names is not None:
+        signatures[METADATA_SIGNATURE] = (
+            lambda: {"feature_names": tf.constant(feature_names, tf.string)},
+            [],
+        )
     endpoints = {}
     for name, (fn, input_signature) in signatures.items():
         endpoints[name] = tf.function(fn, input_signature=input_signature)
@@ -189,50 +179,22 @@ def _endpoints(layer: GradientRNN, jit_compile: bool):
     return endpoints
 
 
-def write_warmup_requests(path: Path, layer: GradientRNN, batch: int = 2, steps: int = 4):
-    """Writes TF Serving warm-up records: two `PredictionLog`s for each signature.
-
-    TF Serving replays them when it loads the version, so graph initialization happens then,
-    not on the first real request. Inputs are zeros and ones, of batch `batch`.
-    """
-    try:
-        from tensorflow_serving.apis import prediction_log_pb2
-    except ImportError as error:
-        raise ImportError(
-            "Writing TF Serving warm-up requests needs tensorflow-serving-api: "
-            'pip install "tf_gradrnn[serving]", or export with warmup=False.'
-        ) from error
-    from tf_gradrnn.serving import predict_request
-
-    dtype = layer.cell.compute_dtype
-    features, units = layer.cell.features, layer.units
-    requests = []
-    for fill in (0.0, 1.0):
-        x = tf.fill([batch, steps, features], tf.constant(fill, dtype)).numpy()
-        h = tf.fill([batch, units], tf.constant(fill, dtype)).numpy()
-        requests += [
-            predict_request({"x": x}, "serving_default"),
-            predict_request({"x": x, "h0": h}, "sequence"),
-            predict_request({"x_t": x[:, 0], "h": h}, "step"),
-        ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for request in requests:
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
-            writer.write(log.SerializeToString())
-
-
-def serving_api_available() -> bool:
-    """Whether `tensorflow-serving-api` (the `serving` extra) can be imported."""
-    return importlib.util.find_spec("tensorflow_serving") is not None
-
-
-def next_version(export_dir: Path) -> int:
-    """1 + the largest numeric version folder in `export_dir` (1 when there is none)."""
-    versions = [int(p.name) for p in export_dir.iterdir() if p.name.isdigit()]
-    return max(versions, default=0) + 1
+def _checked_feature_names(feature_names, features: int) -> list[str] | None:
+    if feature_names is None:
+        return None
+    if isinstance(feature_names, str | bytes) or not isinstance(feature_names, Iterable):
+        raise TypeError(f"feature_names must be a list of strings, got {feature_names!r}.")
+    names = [str(name) if isinstance(name, str) else name for name in feature_names]
+    if len(names) != features:
+        raise ValueError(
+            f"feature_names has {len(names)} names but the model takes {features} features."
+        )
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"feature_names must be non-empty strings, got {name!r}.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"feature_names repeats a name: {names}.")
+    return names
 
 
 def export_saved_model(
@@ -241,6 +203,7 @@ def export_saved_model(
     version: int | None = None,
     jit_compile: bool = False,
     warmup: bool | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> Path:
     """Writes `model` as version `version` of a TensorFlow Serving model folder.
 
@@ -248,13 +211,15 @@ def export_saved_model(
     `<export_dir>/<version>` only once complete, so a crash mid-export leaves existing
     versions intact and TF Serving (which only loads numeric folder names) never sees a
     partial one. Everything the model needs, the inner gradient included, is in the graph:
-    serving needs TensorFlow only, not this package.
+    serving needs TensorFlow only, not this package. The version is readable by every user
+    (folders 0755, files 0644), so a server running as another user can load it.
 
     Args:
         model: a `GradientRNN`, or a Keras model whose only weighted layer is one.
         export_dir: the model's base folder (TF Serving's `--model_base_path`), created if
             missing.
-        version: a positive int; by default the next free one. An existing version is never
+        version: a positive integer up to 2**63 - 1 (TF Serving reads versions as int64); by
+            default 1 + the largest version in `export_dir`. An existing version is never
             overwritten.
         jit_compile: mark the signatures for XLA compilation. TF Serving compiles them only
             in builds with XLA enabled; the graph runs either way.
@@ -262,44 +227,51 @@ def export_saved_model(
             does not pay for graph initialization. It needs the `serving` extra
             (`tensorflow-serving-api`): `True` requires it, `None` writes the file when it is
             installed and warns when not, `False` skips it.
+        feature_names: the names of the F features of x's last axis, in order; stored as the
+            `metadata` signature (see the module docstring) and read back by
+            `tf_gradrnn.serving.saved_feature_names`.
 
     Returns:
         The version folder, `<export_dir>/<version>`.
 
     Raises:
-        FileExistsError: if that version exists. ValueError / TypeError for a bad model or
-        version. ImportError if `warmup=True` without `tensorflow-serving-api`.
+        FileExistsError: if that version exists. ValueError / TypeError for a bad model,
+        version or feature names. ImportError if `warmup=True` without
+        `tensorflow-serving-api`.
     """
     layer = find_gradient_rnn(model)
+    feature_names = _checked_feature_names(feature_names, layer.cell.features)
+    if version is not None:
+        version = versions.checked_version(version)
     if warmup is None:
-        warmup = serving_api_available()
+        warmup = warmup_lib.serving_api_available()
         if not warmup:
             warnings.warn(
                 "tensorflow-serving-api is not installed, so the export has no TF Serving "
                 'warm-up requests; pip install "tf_gradrnn[serving]" to add them.',
                 stacklevel=2,
             )
+    elif warmup:
+        warmup_lib.prediction_log_pb2()  # fails before anything is written
     export_dir = Path(export_dir)
-    export_dir.mkdir(parents=True, exist_ok=True)
+    versions.make_dirs_readable(export_dir)
     if version is None:
-        version = next_version(export_dir)
-    elif isinstance(version, bool) or not isinstance(version, int) or version <= 0:
-        raise ValueError(f"version must be a positive integer, got {version!r}.")
+        version = versions.next_version(export_dir)
     target = export_dir / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists; versions are never overwritten.")
 
     archive = keras.export.ExportArchive()
     archive.track(layer)
-    endpoints = _endpoints(layer, jit_compile)
-    for name, fn in endpoints.items():
+    for name, fn in _endpoints(layer, jit_compile, feature_names).items():
         archive.add_endpoint(name, fn)
 
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir))
     try:
         archive.write_out(str(staging), verbose=False)
         if warmup:
-            write_warmup_requests(staging / WARMUP_FILE, layer)
+            warmup_lib.write_warmup_requests(staging / warmup_lib.WARMUP_FILE, layer)
+        versions.make_tree_readable(staging)
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,18 +1,18 @@
 """gRPC `PredictRequest`s, built as a client does and answered as TF Serving's `Predict` does.
 
 Rules followed (`tensorflow_serving/servables/tensorflow/predict_util.cc`), besides those of
-`serving_signatures`:
+`tf_gradrnn.serving.signatures`:
 - A TensorProto must have the input's dtype (the server's session refuses any other).
 - gRPC answers echo `model_spec` and return each output (or only those in `output_filter`) as a
   TensorProto with repeated `float_val`/`double_val`/... fields (`Tensor::AsProtoField`).
 """
 
+import importlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
-from tensorflow_serving.apis import predict_pb2
 
 from tf_gradrnn.serving import signatures
 from tf_gradrnn.serving.signatures import DEFAULT_SIGNATURE, InvalidRequestError
@@ -29,13 +29,31 @@ _PROTO_FIELDS = {
     tf.bool: "bool_val",
 }
 
+if TYPE_CHECKING:
+    from tensorflow_serving.apis import predict_pb2
+
+
+def serving_api(module: str, purpose: str, alternative: str = ""):
+    """`tensorflow_serving.apis.<module>`, or an ImportError saying how to install it.
+
+    Imported on use, so that `tf_gradrnn` and the REST helpers work without the `serving` extra.
+    """
+    try:
+        return importlib.import_module(f"tensorflow_serving.apis.{module}")
+    except ImportError as error:
+        alternative = f", {alternative}" if alternative else ""
+        raise ImportError(
+            f'{purpose} needs tensorflow-serving-api: pip install "tf_gradrnn[serving]"'
+            f"{alternative}."
+        ) from error
+
 
 def predict_request(
     inputs: Mapping[str, Any],
     signature_name: str = DEFAULT_SIGNATURE,
     model_name: str = "tf_gradrnn",
     output_filter: Iterable[str] = (),
-) -> predict_pb2.PredictRequest:
+) -> "predict_pb2.PredictRequest":
     """Builds a gRPC `PredictRequest` as a client does, with `tf.make_tensor_proto`.
 
     Args:
@@ -49,7 +67,7 @@ def predict_request(
     Returns:
         A `tensorflow_serving.apis.predict_pb2.PredictRequest`.
     """
-    request = predict_pb2.PredictRequest()
+    request = serving_api("predict_pb2", "Building a gRPC PredictRequest").PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
     for name, value in inputs.items():
@@ -61,8 +79,8 @@ def predict_request(
 
 
 def serve_grpc(
-    saved_model: Any, request: predict_pb2.PredictRequest
-) -> predict_pb2.PredictResponse:
+    saved_model: Any, request: "predict_pb2.PredictRequest"
+) -> "predict_pb2.PredictResponse":
     """Answers a gRPC `PredictRequest` as TF Serving's `Predict` does.
 
     Args:
@@ -115,7 +133,7 @@ def serve_grpc(
             ) from error
         arrays[key] = parsed.numpy()
     outputs = signatures.run(function, name, specs, arrays)
-    response = predict_pb2.PredictResponse()
+    response = serving_api("predict_pb2", "Answering a gRPC PredictRequest").PredictResponse()
     response.model_spec.name = request.model_spec.name
     response.model_spec.signature_name = name
     for output in output_names:

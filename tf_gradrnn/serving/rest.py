@@ -1,7 +1,9 @@
 """REST `:predict` bodies, built as a client does and answered as TF Serving's JSON API does.
 
 Rules followed (TF Serving "RESTful API" guide, https://www.tensorflow.org/tfx/serving/api_rest,
-and `tensorflow_serving/util/json_tensor.cc`), besides those of `serving_signatures`:
+and `tensorflow_serving/util/json_tensor.cc`), besides those of `tf_gradrnn.serving.signatures`:
+- A signature without inputs cannot be called over REST ("Failed to get input map for
+  signature"); gRPC calls it.
 - REST bodies hold exactly one of `"instances"` (row format: a non-empty list, one entry per
   example, batched on a new axis 0; entries are objects `{input name: value}`, or bare values when
   the signature has a single input) or `"inputs"` (columnar format: an object
@@ -98,6 +100,11 @@ def serve_rest(saved_model: Any, body: dict | str) -> dict:
     name = name or DEFAULT_SIGNATURE
     function = signatures.find(saved_model, name)
     specs = function.structured_input_signature[1]
+    if not specs:
+        raise InvalidRequestError(
+            f"Failed to get input map for signature: {name}: TF Serving's REST API cannot call "
+            "a signature without inputs; call it over gRPC"
+        )
     if ("instances" in body) == ("inputs" in body):
         raise InvalidRequestError(
             "the body needs exactly one of 'instances' (row format) or 'inputs' (columnar "

@@ -8,6 +8,9 @@ Rules followed (`tensorflow_serving/servables/tensorflow/predict_util.cc`):
 import tensorflow as tf
 
 DEFAULT_SIGNATURE = "serving_default"
+# A signature without inputs whose output `feature_names` (F,) names the features of x's last
+# axis, written by `export_saved_model(..., feature_names=...)`.
+METADATA_SIGNATURE = "metadata"
 
 
 class InvalidRequestError(ValueError):
@@ -28,6 +31,14 @@ def find(saved_model, name):
             f"{quoted_names(signatures.keys())}"
         )
     return signatures[name]
+
+
+def saved_feature_names(saved_model) -> list[str] | None:
+    """The feature names an export stored (see `METADATA_SIGNATURE`), or None if it has none."""
+    function = getattr(saved_model, "signatures", {}).get(METADATA_SIGNATURE)
+    if function is None or "feature_names" not in function.structured_outputs:
+        return None
+    return [name.decode() for name in function()["feature_names"].numpy()]
 
 
 def quoted_names(names) -> str:
