@@ -4,6 +4,8 @@
   global batch (both `state_gradient` paths), to float32 round-off.
 - XLA under `MirroredStrategy`: Keras' `jit_compile=True` compiles the whole distributed step,
   which fails; compiling the per-replica step of a custom loop works and matches.
+- `NonFiniteGuard` under `distributed_fit` and `MirroredStrategy` puts every replica's copy
+  of the weights and of Adam's state back as the epoch began.
 - A 2-worker `MultiWorkerMirroredStrategy` run (two local processes on 127.0.0.1): both workers
   end with identical weights that match a single-process `model.fit`. The workers train with a
   custom loop because Keras 3.15's `model.fit` fails under this strategy (strict xfail below).
@@ -135,6 +137,40 @@ def train_ragged(strategy, loop, loss=None):
     return model.get_weights(), history.history["loss"]
 
 
+def guard_restores_every_replica(strategy):
+    """`distributed_fit` with Adam on clean data, then on data with a NaN in its second
+    batch under `NonFiniteGuard`: the guard's error, and whether every replica's copy of
+    every weight and optimizer variable is again what it was when that epoch began."""
+    with strategy.scope():
+        model = build_model()
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    x, y = data()
+    poisoned = x.copy()
+    poisoned[GLOBAL_BATCH + 1, 0, 0] = np.nan
+
+    def fit(x, callbacks=()):
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
+        tf_gradrnn.distributed_fit(
+            model, dataset, epochs=1, steps_per_epoch=2, callbacks=callbacks, verbose=0
+        )
+
+    fit(x)  # Adam's moments are non-zero from here on
+    variables = [*model.weights, *model.optimizer.variables]
+    before = [v.numpy() for v in variables]
+    try:
+        fit(poisoned, [tf_gradrnn.NonFiniteGuard()])
+        error = None
+    except FloatingPointError as raised:
+        error = str(raised)
+    copies = [strategy.experimental_local_results(v.value) for v in variables]
+    restored = all(
+        np.array_equal(copy.numpy(), value)
+        for value, replicas in zip(before, copies, strict=True)
+        for copy in replicas
+    )
+    return error, restored and all(len(replicas) == 2 for replicas in copies)
+
+
 def save_weights(path, weights):
     np.savez(path, *weights)
 
@@ -178,6 +214,7 @@ def run_mirrored(out):
         weights, losses[name] = train_ragged(strategy, loop, loss)
         save_weights(out / f"{name}.npz", weights)
     report["ragged_losses"] = losses
+    report["guard_error"], report["guard_restored"] = guard_restores_every_replica(mirrored)
     (out / "mirrored.json").write_text(json.dumps(report))
 
 
@@ -271,6 +308,12 @@ def test_distributed_fit_with_ragged_data_and_clipping_matches_one_device(mirror
     # averages the replicas' per-replica means, and clips each replica's gradient alone.
     keras_fit = load_weights(out / "ragged_mirrored_keras_fit.npz")
     assert max(np.abs(a - b).max() for a, b in zip(keras_fit, one, strict=True)) > 1e-3
+
+
+def test_non_finite_guard_restores_every_replica(mirrored_run):
+    _, report = mirrored_run
+    assert "loss is nan at epoch 1, batch 2" in report["guard_error"], report["guard_error"]
+    assert report["guard_restored"]
 
 
 @pytest.fixture(scope="module")

@@ -128,3 +128,58 @@ def test_bad_arguments_are_clear_errors():
     uncompiled = keras.Sequential([keras.Input((T, D)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="needs a compiled model"):
         tf_gradrnn.distributed_fit(uncompiled, data(), epochs=1, steps_per_epoch=3)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"steps_per_epoch": 0}, "steps_per_epoch must be a positive integer, got 0"),
+        ({"steps_per_epoch": -1}, "steps_per_epoch must be a positive integer, got -1"),
+        ({"steps_per_epoch": 2.0}, "steps_per_epoch must be a positive integer, got 2.0"),
+        ({"steps_per_epoch": True}, "steps_per_epoch must be a positive integer, got True"),
+        ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+        ({"epochs": "2"}, "epochs must be a positive integer, got '2'"),
+        ({"initial_epoch": -1}, "initial_epoch must be a non-negative integer, got -1"),
+        ({"initial_epoch": 3}, r"initial_epoch \(3\) is past epochs \(2\)"),
+        ({"verbose": 3}, 'verbose must be "auto", 0, 1 or 2, got 3'),
+    ],
+    ids=[
+        "steps_zero",
+        "steps_negative",
+        "steps_float",
+        "steps_bool",
+        "epochs_zero",
+        "epochs_string",
+        "initial_negative",
+        "initial_past_epochs",
+        "verbose",
+    ],
+)
+def test_bad_counts_are_refused_naming_the_argument(arguments, message):
+    arguments = {"epochs": 2, "steps_per_epoch": 3, "verbose": 0, **arguments}
+    with pytest.raises(ValueError, match=message):
+        tf_gradrnn.distributed_fit(compiled_model(), data().repeat(), **arguments)
+
+
+def test_a_callback_that_is_not_a_keras_callback_is_refused():
+    with pytest.raises(
+        TypeError,
+        match="callbacks must be keras.callbacks.Callback instances, got builtin_function",
+    ):
+        tf_gradrnn.distributed_fit(
+            compiled_model(), data(), epochs=1, steps_per_epoch=3, callbacks=[len], verbose=0
+        )
+
+
+def test_numpy_integer_counts_and_a_single_callback_are_accepted():
+    seen = []
+    log = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    tf_gradrnn.distributed_fit(
+        compiled_model(),
+        data().repeat(),
+        epochs=np.int64(2),
+        steps_per_epoch=np.int32(3),
+        callbacks=log,  # as in fit
+        verbose=0,
+    )
+    assert seen == [0, 1]

@@ -7,6 +7,7 @@ Its behaviour under several replicas is in `test_distributed.py` and
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import tf_gradrnn
 
@@ -125,3 +126,28 @@ def test_keras_mask_of_the_outputs_counts_like_a_weight():
     expected = np.sum(mask * (y_pred - y_true)[..., 0] ** 2) / mask.sum()
     model.compile(loss=tf_gradrnn.MaskedMeanSquaredError())
     np.testing.assert_allclose(model.evaluate(x, y_true, verbose=0), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, T), (B, T - 1), (T, B)],
+    ids=["one_row_for_the_batch", "too_few_steps", "transposed"],
+)
+def test_weights_that_would_broadcast_are_refused(shape):
+    # A (1, T) weight would otherwise weight every sequence of the batch alike.
+    y_true, y_pred, _ = arrays()
+    loss = tf_gradrnn.MaskedMeanSquaredError()
+    with pytest.raises(ValueError, match=rf"sample_weight of shape \({shape[0]}, .* does not fit"):
+        loss(y_true[..., 0], y_pred[..., 0], np.ones(shape))
+
+
+def test_weights_of_another_batch_size_are_refused_in_a_graph():
+    # The batch size is known only when the graph runs.
+    y_true, y_pred, _ = arrays()
+    loss = tf_gradrnn.MaskedMeanSquaredError()
+    spec = tf.TensorSpec((None, T))
+    call = tf.function(loss.__call__, input_signature=[spec, spec, spec])
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="sample_weight of shape.*does not fit"
+    ):
+        call(y_true[..., 0], y_pred[..., 0], np.ones((1, T), "float32"))

@@ -8,8 +8,18 @@ model's own `train_step` and `test_step`, and Keras callbacks driven by a `Callb
 the same callbacks (checkpoints, early stopping, `NonFiniteGuard`) work under any strategy.
 """
 
+import numbers
+
 import keras
 import tensorflow as tf
+
+
+def _count(value, name: str, minimum: int) -> int:
+    """`value` as an int >= minimum (NumPy integers too, bools not), or a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "a positive" if minimum == 1 else "a non-negative"
+        raise ValueError(f"distributed_fit: {name} must be {kind} integer, got {value!r}")
+    return int(value)
 
 
 def _distribute(strategy, dataset: tf.data.Dataset):
@@ -88,7 +98,31 @@ def distributed_fit(
 
     Returns:
         The `History`, as `fit` returns it.
+
+    Raises:
+        ValueError: if `epochs` or `steps_per_epoch` is not a positive integer, `initial_epoch`
+            not an integer in `0..epochs`, or `verbose` not `"auto"`, 0, 1 or 2.
+        TypeError: if a dataset is not a `tf.data.Dataset`, or a callback not a Keras one.
     """
+    epochs = _count(epochs, "epochs", 1)
+    steps_per_epoch = _count(steps_per_epoch, "steps_per_epoch", 1)
+    initial_epoch = _count(initial_epoch, "initial_epoch", 0)
+    if initial_epoch > epochs:
+        raise ValueError(
+            f"distributed_fit: initial_epoch ({initial_epoch}) is past epochs ({epochs}); as in "
+            "fit, epochs is the index of the last epoch, not a number of further epochs"
+        )
+    if verbose == "auto":
+        verbose = 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f'distributed_fit: verbose must be "auto", 0, 1 or 2, got {verbose!r}')
+    callbacks = keras.tree.flatten(callbacks) if callbacks else []  # one callback, as fit
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise TypeError(
+                "distributed_fit: callbacks must be keras.callbacks.Callback instances, got "
+                f"{type(callback).__name__}"
+            )
     if not model.built or not model.trainable_variables:
         raise ValueError(
             "distributed_fit needs a built model with trainable weights: start it with "
@@ -144,7 +178,7 @@ def distributed_fit(
         return sum(loss * size for loss, size in pairs) / max(sum(s for _, s in pairs), 1)
 
     callback_list = keras.callbacks.CallbackList(
-        list(callbacks),
+        callbacks,
         add_history=True,
         add_progbar=verbose != 0,
         model=model,

@@ -36,7 +36,8 @@ class MaskedMeanSquaredError(keras.losses.Loss):
             of either `y_true` or `y_pred`.
         y_pred: predictions of the same shape.
         sample_weight: optional `(batch, T)` weights, the mask of real steps, or `(batch,)`
-            weights of whole sequences.
+            weights of whole sequences. Its batch axis must be the targets' (it is never
+            broadcast over the batch: a ValueError, or an error when the graph runs).
 
     Returns:
         A scalar.
@@ -90,14 +91,29 @@ class MaskedMeanSquaredError(keras.losses.Loss):
     @staticmethod
     def _aligned(weights, errors):
         """`weights` without trailing axes of size 1 beyond the errors' rank, checked to
-        cover a leading part of the errors' axes."""
+        cover a leading part of the errors' axes: the batch axis exactly, the others exactly
+        or with size 1 (one weight for what the axis holds). A weight is never broadcast
+        over the batch: a `(1, T)` mask for a batch of many is a mistake, not a shared mask."""
         while len(weights.shape) > len(errors.shape) and weights.shape[-1] == 1:
             weights = ops.squeeze(weights, -1)
-        if len(weights.shape) > len(errors.shape):
+        rank = len(weights.shape)
+        pairs = list(zip(weights.shape, errors.shape[:rank], strict=False))
+        fits = rank <= len(errors.shape) and not any(
+            w is not None and e is not None and w != e and (axis == 0 or w != 1)
+            for axis, (w, e) in enumerate(pairs)
+        )
+        words = ("MaskedMeanSquaredError: sample_weight of shape", "does not fit errors of shape")
+        advice = "; give (batch,) or (batch, T) weights"
+        if not fits:
             raise ValueError(
-                f"MaskedMeanSquaredError: sample_weight of shape {weights.shape} does not fit "
-                f"errors of shape {errors.shape}; give (batch,) or (batch, T) weights"
+                f"{words[0]} {tuple(weights.shape)} {words[1]} {tuple(errors.shape)}{advice}"
             )
+        if any(w is None or e is None for w, e in pairs):  # checked when the graph runs
+            w, e = tf.shape(weights), tf.shape(errors)[:rank]
+            fits = tf.reduce_all((w == e) | ((w == 1) & (tf.range(rank) > 0)))
+            check = tf.debugging.Assert(fits, [words[0], w, words[1], e, advice], summarize=8)
+            with tf.control_dependencies([check]):
+                weights = tf.identity(weights)
         return weights
 
     @staticmethod
