@@ -1,8 +1,9 @@
 """The `tf-gradrnn` command end to end on tiny data, resume after a kill, and every user error.
 
-End-to-end runs are subprocesses of `tf_gradrnn_launcher.py`, the console command, as a user
-runs it. The rest call `cli.main` in this process: the code the launcher runs once TensorFlow
-is imported, without paying that import for each call.
+A training run, its kill and its resumption, and a user error are subprocesses of
+`tf_gradrnn_launcher.py`, the console command, as a user runs it. The rest call `cli.main` in
+this process: the code the launcher runs once TensorFlow is imported, without paying that
+import for each call.
 """
 
 import argparse
@@ -153,15 +154,8 @@ def test_train_tfrecord_folder_without_validation_into_the_default_folder(
 def test_predict_export_then_evaluate_inspect(npz_run, csv_run, files, tmp_path, capsys):
     # The .csv run's model recorded the .csv's columns: predict needs no column flags.
     out = tmp_path / "out" / "predictions.csv"
-    run_cli(
-        "predict",
-        csv_run[0] / "model.keras",
-        "--data",
-        files / "data.csv",
-        "--output",
-        out,
-        cwd=tmp_path,
-    )
+    args = ["predict", csv_run[0] / "model.keras", "--data", files / "data.csv", "--output", out]
+    assert cli.main([str(a) for a in args]) == 0
     with open(out) as file:
         rows = list(csv.DictReader(file))
     _, _, lengths = sequences()
