@@ -186,6 +186,13 @@ def test_predict_export_then_evaluate_inspect(npz_run, csv_run, files, tmp_path,
     text = capsys.readouterr().out
     for line in ("signature serving_default", "signature step", "input  x_t", "output h_next"):
         assert line in text
+    assert "features: not stored with the export" in text  # the .npz named no features
+
+    # The .csv run trained on named columns: the export carries them, inspect shows them.
+    named = tmp_path / "models" / "named"
+    assert cli.main(["export", str(csv_run[0] / "model.keras"), "--output", str(named)]) == 0
+    assert cli.main(["inspect", str(named / "1")]) == 0
+    assert "features: u, v" in capsys.readouterr().out
 
 
 def metrics(text: str) -> dict:

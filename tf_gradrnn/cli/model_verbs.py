@@ -167,7 +167,12 @@ def export(args) -> int:
         warnings.simplefilter("always")
         try:
             version_dir = tf_gradrnn.export_saved_model(
-                model, args.output, version=args.version, jit_compile=args.jit, warmup=args.warmup
+                model,
+                args.output,
+                version=args.version,
+                jit_compile=args.jit,
+                warmup=args.warmup,
+                feature_names=run_folder.trained_features(args.model),
             )
         except (ValueError, TypeError, ImportError) as error:
             raise RunError(f"cannot export {args.model}: {error}") from None
