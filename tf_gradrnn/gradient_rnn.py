@@ -5,13 +5,11 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-# The time loop of keras.layers.RNN (masking, go_backwards, unroll), which Keras does not
-# export publicly; RNN.inner_loop calls the same function.
-from keras.src.backend import rnn as keras_rnn
-
+from tf_gradrnn import validation
+from tf_gradrnn._keras_internals import rnn as keras_rnn
 from tf_gradrnn.cell_rnn import CellRNN
 from tf_gradrnn.checkpointed_loop import carry_last_unmasked, checkpointed_loop
-from tf_gradrnn.gradient_rnn_cell import GradientRNNCell, check_float_inputs
+from tf_gradrnn.gradient_rnn_cell import GradientRNNCell
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -103,14 +101,8 @@ class GradientRNN(CellRNN):
         **kwargs,
     ):
         kwargs.pop("cell", None)
-        if checkpoint_every is not None and (
-            isinstance(checkpoint_every, bool)
-            or not isinstance(checkpoint_every, int)
-            or checkpoint_every <= 0
-        ):
-            raise ValueError(
-                f"checkpoint_every must be a positive integer or None, got {checkpoint_every!r}."
-            )
+        if checkpoint_every is not None:
+            checkpoint_every = validation.positive_int(checkpoint_every, "checkpoint_every")
         cell = GradientRNNCell(
             units,
             hidden_units=hidden_units,
@@ -152,7 +144,7 @@ class GradientRNN(CellRNN):
         return self.cell.potential
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        check_float_inputs(sequences)
+        validation.float_tensor(sequences, type(self).__name__)
         if initial_state is not None:
             initial_state = self._checked_initial_state(sequences, initial_state)
         if sequences.shape[1] == 0:
@@ -169,7 +161,7 @@ class GradientRNN(CellRNN):
                 f"{self.units}); got {len(states)} tensors."
             )
         state = tf.convert_to_tensor(states[0])
-        check_float_inputs(state, "initial_state")
+        validation.float_tensor(state, type(self).__name__, "initial_state")
         if state.shape.rank != 2 or state.shape[-1] != self.units:
             raise ValueError(
                 f"GradientRNN initial_state must have shape (batch, {self.units}), got "

@@ -5,28 +5,11 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tf_gradrnn.mlp_potential import MLPPotential, validate_hidden_units
+from tf_gradrnn import validation
+from tf_gradrnn.mlp_potential import MLPPotential
 from tf_gradrnn.scalar_gradient import check_per_sample, value_and_gradient
 
-_HALF_PRECISION = ("float16", "bfloat16")
 STATE_GRADIENTS = ("auto", "closed_form", "tape")
-
-
-def validate_units(units) -> int:
-    """Returns `units` if it is a positive int, or raises ValueError."""
-    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise ValueError(f"units must be a positive integer, got {units!r}.")
-    return units
-
-
-def check_float_inputs(inputs, what: str = "inputs") -> None:
-    """Raises TypeError unless `inputs` is a floating-point tensor."""
-    dtype = tf.as_dtype(inputs.dtype)
-    if not dtype.is_floating:
-        raise TypeError(
-            f"GradientRNN {what} must be floating point (the state is a gradient with "
-            f"respect to them), got dtype {dtype.name}. Cast them, e.g. x.astype('float32')."
-        )
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -112,15 +95,13 @@ class GradientRNNCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if self.dtype_policy.compute_dtype in _HALF_PRECISION:
-            raise ValueError(
-                f"GradientRNNCell does not support the dtype policy "
-                f"'{self.dtype_policy.name}': its state is a gradient fed back at every step, "
-                "and half-precision round-off compounds over time. Give this layer "
-                "dtype='float32' (or 'float64') inside a mixed-precision model."
-            )
-        self.units = validate_units(units)
-        self.hidden_units = validate_hidden_units(hidden_units)
+        validation.refuse_half_precision(
+            self,
+            "its state is a gradient fed back at every step, and half-precision round-off "
+            "compounds over time.",
+        )
+        self.units = validation.positive_int(units, "units")
+        self.hidden_units = validation.positive_ints(hidden_units, "hidden_units")
         self.activation = keras.activations.get(activation)
         self.user_potential = potential is not None
         if potential is None:
@@ -130,16 +111,11 @@ class GradientRNNCell(keras.layers.Layer):
                 dtype=self.dtype_policy,
                 name="potential",
             )
-        elif not isinstance(potential, keras.layers.Layer):
-            raise TypeError(
-                f"potential must be a Keras layer or model, got {type(potential).__name__}."
-            )
+        else:
+            validation.network(potential, "potential")
         check_per_sample(potential, "potential")
         self.potential = potential
-        if state_gradient not in STATE_GRADIENTS:
-            raise ValueError(
-                f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}."
-            )
+        validation.one_of(state_gradient, STATE_GRADIENTS, "state_gradient")
         supported = isinstance(potential, MLPPotential) and potential.has_closed_form_gradient
         if state_gradient == "closed_form" and not supported:
             raise ValueError(
@@ -147,14 +123,12 @@ class GradientRNNCell(keras.layers.Layer):
                 f"sigmoid, softplus or linear; got {type(potential).__name__} "
                 f"'{potential.name}'. Use state_gradient='tape' (or 'auto')."
             )
-        if state_bound is not None and (
-            isinstance(state_bound, bool)
-            or not isinstance(state_bound, int | float)
-            or not state_bound > 0
-            or state_bound == float("inf")
-        ):
-            raise ValueError(f"state_bound must be a positive finite number, got {state_bound!r}.")
-        self.state_bound = None if state_bound is None else float(state_bound)
+        self.state_bound = None
+        if state_bound is not None:
+            state_bound = validation.positive_finite(state_bound, "state_bound")
+            self.state_bound = validation.normal_range(
+                state_bound, self.compute_dtype, "state_bound"
+            )
         self.second_order = bool(second_order)
         self.state_gradient = state_gradient
         self.uses_closed_form = supported and state_gradient != "tape"
@@ -181,7 +155,7 @@ class GradientRNNCell(keras.layers.Layer):
 
     def call(self, inputs, states, training=None):
         h = states[0] if isinstance(states, (list, tuple)) else states
-        check_float_inputs(inputs)
+        validation.float_tensor(inputs, type(self).__name__)
         if inputs.shape[-1] != self.features:
             raise ValueError(
                 f"GradientRNNCell was built for {self.features} input features, got inputs "

@@ -1,23 +1,16 @@
 """The Hamiltonian RNN cell: a learned H(q, p) advanced by a symplectic integrator."""
 
-import math
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
-from tf_gradrnn.mlp_potential import MLPPotential, validate_hidden_units
+from tf_gradrnn import validation
+from tf_gradrnn.mlp_potential import MLPPotential
 from tf_gradrnn.scalar_gradient import ScalarGradient
 
 INTEGRATORS = ("leapfrog", "symplectic_euler")
 OBSERVATIONS = ("q", "qp")
-_HALF_PRECISION = ("float16", "bfloat16")
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -107,37 +100,27 @@ class HamiltonianCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if self.dtype_policy.compute_dtype in _HALF_PRECISION:
-            raise ValueError(
-                f"HamiltonianCell does not support the dtype policy '{self.dtype_policy.name}': "
-                "its state is fed back at every step and half-precision round-off compounds. "
-                "Give this layer dtype='float32' (or 'float64')."
-            )
-        self.coordinates = _positive_int(coordinates, "coordinates")
-        self.hidden_units = validate_hidden_units(hidden_units)
+        validation.refuse_half_precision(
+            self, "its state is fed back at every step and half-precision round-off compounds."
+        )
+        self.coordinates = validation.positive_int(coordinates, "coordinates")
+        self.hidden_units = validation.positive_ints(hidden_units, "hidden_units")
         self.activation = keras.activations.get(activation)
-        number = isinstance(dt, (int, float)) and not isinstance(dt, bool)
-        if not (number and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a positive finite number, got {dt!r}.")
-        self.dt = float(dt)
-        if integrator not in INTEGRATORS:
-            raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}.")
-        self.integrator = integrator
-        self.substeps = _positive_int(substeps, "substeps")
-        self.implicit_iterations = _positive_int(implicit_iterations, "implicit_iterations")
+        self.dt = validation.positive_finite(dt, "dt")
+        self.integrator = validation.one_of(integrator, INTEGRATORS, "integrator")
+        self.substeps = validation.positive_int(substeps, "substeps")
+        self.implicit_iterations = validation.positive_int(
+            implicit_iterations, "implicit_iterations"
+        )
         self.control = bool(control)
-        if observe not in OBSERVATIONS:
-            raise ValueError(f"observe must be one of {OBSERVATIONS}, got {observe!r}.")
-        self.observe = observe
+        self.observe = validation.one_of(observe, OBSERVATIONS, "observe")
         self.user_hamiltonian = hamiltonian is not None
         if hamiltonian is None:
             hamiltonian = MLPPotential(
                 self.hidden_units, self.activation, dtype=self.dtype_policy, name="hamiltonian"
             )
-        elif not isinstance(hamiltonian, keras.layers.Layer):
-            raise TypeError(
-                f"hamiltonian must be a Keras layer or model, got {type(hamiltonian).__name__}."
-            )
+        else:
+            validation.network(hamiltonian, "hamiltonian")
         self.hamiltonian = hamiltonian
         # (q, p) come first in H's input, so the gradient columns do not depend on features.
         self.hamiltonian_gradient = ScalarGradient(
@@ -196,12 +179,7 @@ class HamiltonianCell(keras.layers.Layer):
                 f"{self.coordinates}); got {type(states).__name__}."
             )
         q, p = states
-        dtype = tf.as_dtype(inputs.dtype)
-        if not dtype.is_floating:
-            raise TypeError(
-                f"HamiltonianCell inputs must be floating point, got dtype {dtype.name}. "
-                "Cast them, e.g. x.astype('float32')."
-            )
+        validation.float_tensor(inputs, type(self).__name__)
         if inputs.shape[-1] != self.features:
             raise ValueError(
                 f"HamiltonianCell was built for {self.features} input features, got inputs "

@@ -3,8 +3,8 @@
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
 
+from tf_gradrnn import validation
 from tf_gradrnn.cell_rnn import CellRNN
 from tf_gradrnn.hamiltonian_cell import HamiltonianCell
 
@@ -129,12 +129,7 @@ class HamiltonianRNN(CellRNN):
         return self.cell.hamiltonian
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        dtype = tf.as_dtype(sequences.dtype)
-        if not dtype.is_floating:
-            raise TypeError(
-                f"HamiltonianRNN inputs must be floating point, got dtype {dtype.name}. "
-                "Cast them, e.g. x.astype('float32')."
-            )
+        validation.float_tensor(sequences, type(self).__name__)
         if initial_state is not None:
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
                 raise ValueError(

@@ -6,6 +6,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from tf_gradrnn import validation
+
 
 def _softplus_derivative(a):
     # a = log(1 + e^z), so sigmoid(z) = 1 - e^(-a).
@@ -20,23 +22,6 @@ _BACKPROP: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
     "softplus": lambda a, upstream: upstream * _softplus_derivative(a),
     "linear": lambda a, upstream: upstream,
 }
-
-
-def validate_hidden_units(hidden_units: Sequence[int]) -> tuple[int, ...]:
-    """Returns `hidden_units` as a tuple of positive ints, or raises ValueError."""
-    if isinstance(hidden_units, int):
-        hidden_units = (hidden_units,)
-    units = tuple(hidden_units)
-    if not units:
-        raise ValueError(
-            "hidden_units must name at least one hidden layer, got an empty sequence ()."
-        )
-    for u in units:
-        if isinstance(u, bool) or not isinstance(u, int) or u <= 0:
-            raise ValueError(
-                f"hidden_units must be positive integers, got {u!r} in {hidden_units!r}."
-            )
-    return units
 
 
 class ClosedForm(NamedTuple):
@@ -97,7 +82,7 @@ class MLPPotential(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.hidden_units = validate_hidden_units(hidden_units)
+        self.hidden_units = validation.positive_ints(hidden_units, "hidden_units")
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from tf_gradrnn._keras_internals import flatten_layers
+
 # Layers whose output for one sample depends on other samples of the batch. The batch-sum
 # trick behind the per-sample gradient (see `value_and_gradient`) is wrong for them.
 _SAMPLE_MIXING_LAYERS = (keras.layers.BatchNormalization,)
@@ -36,7 +38,7 @@ def per_sample_scalar(f: tf.Tensor, name: str = "potential") -> tf.Tensor:
 
 def check_per_sample(network: keras.layers.Layer, name: str = "network") -> None:
     """Raises ValueError if `network` holds a layer known to mix the samples of a batch."""
-    for layer in network._flatten_layers(include_self=True, recursive=True):
+    for layer in flatten_layers(network):
         if isinstance(layer, _SAMPLE_MIXING_LAYERS):
             raise ValueError(
                 f"The {name} contains {type(layer).__name__} layer '{layer.name}', which mixes "

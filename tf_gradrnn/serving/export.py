@@ -26,6 +26,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tf_gradrnn._keras_internals import flatten_layers
 from tf_gradrnn.gradient_rnn import GradientRNN
 
 # Layers that only reshape or mask, which the serving signatures can leave out.
@@ -50,9 +51,9 @@ def _sole_gradient_rnn(model) -> GradientRNN:
         raise TypeError(
             f"export expects a GradientRNN layer or a Keras model, got {type(model).__name__}."
         )
-    layers = list(model._flatten_layers(include_self=False, recursive=True))
+    layers = flatten_layers(model, include_self=False)
     found = [layer for layer in layers if isinstance(layer, GradientRNN)]
-    inside = {id(inner) for rnn in found for inner in rnn._flatten_layers()}
+    inside = {id(inner) for rnn in found for inner in flatten_layers(rnn)}
     others = [
         layer
         for layer in layers
