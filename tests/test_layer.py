@@ -260,3 +260,33 @@ def test_rank_one_potential_output_is_accepted():
     y, h = layer(x, initial_state=np.ones((1, 2)))
     np.testing.assert_allclose(y.numpy()[0, :, 0], [3.0, 9.0, 33.0])
     np.testing.assert_allclose(h.numpy()[0], [8.0, 8.0])
+
+
+def test_every_cell_argument_is_a_read_only_attribute():
+    potential = tf_gradrnn.MLPPotential((3,))
+    expected = {
+        "units": 5,
+        "hidden_units": (7,),
+        "activation": keras.activations.softplus,
+        "potential": potential,
+        "state_bound": 2.0,
+        "second_order": False,
+        "state_gradient": "tape",
+    }
+    layer = tf_gradrnn.GradientRNN(**expected)
+    assert set(tf_gradrnn.GradientRNN.CELL_ARGUMENTS) == set(expected)
+    for name, value in expected.items():
+        assert getattr(layer, name) == value, name
+        with pytest.raises(AttributeError):
+            setattr(layer, name, None)
+
+
+def test_call_runs_the_step_function():
+    cell = tf_gradrnn.GradientRNNCell(UNITS, hidden_units=HIDDEN, dtype="float64")
+    cell.build((None, FEATURES))
+    x = sequences(dtype="float64")[:, 0]
+    h = np.random.default_rng(0).standard_normal((4, UNITS))
+    y, (h_next,) = cell(x, [h])
+    y_step, (h_step,) = cell.step_function()(tf.constant(x), [tf.constant(h)])
+    np.testing.assert_array_equal(y, y_step)
+    np.testing.assert_array_equal(h_next, h_step)

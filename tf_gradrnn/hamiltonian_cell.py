@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf_gradrnn import validation
-from tf_gradrnn.mlp_potential import MLPPotential
+from tf_gradrnn.network_cell import ScalarNetworkCell
 from tf_gradrnn.scalar_gradient import ScalarGradient
 
 INTEGRATORS = ("leapfrog", "symplectic_euler")
@@ -14,7 +14,7 @@ OBSERVATIONS = ("q", "qp")
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
-class HamiltonianCell(keras.layers.Layer):
+class HamiltonianCell(ScalarNetworkCell):
     """An RNN cell whose state (q, p) follows Hamilton's equations for a learned scalar H.
 
         dq/dt = dH/dp (q, p, x_t),   dp/dt = -dH/dq (q, p, x_t)    q, p: (batch, d)
@@ -85,6 +85,10 @@ class HamiltonianCell(keras.layers.Layer):
         Hairer, Lubich, Wanner, "Geometric Numerical Integration", ch. VI.3.
     """
 
+    NETWORK_ARGUMENT = "hamiltonian"
+    STATE_NAMES = ("q", "p")
+    DEFAULT_NAME = "hamiltonian_cell"
+
     def __init__(
         self,
         coordinates: int,
@@ -114,17 +118,10 @@ class HamiltonianCell(keras.layers.Layer):
         )
         self.control = bool(control)
         self.observe = validation.one_of(observe, OBSERVATIONS, "observe")
-        self.user_hamiltonian = hamiltonian is not None
-        if hamiltonian is None:
-            hamiltonian = MLPPotential(
-                self.hidden_units, self.activation, dtype=self.dtype_policy, name="hamiltonian"
-            )
-        else:
-            validation.network(hamiltonian, "hamiltonian")
-        self.hamiltonian = hamiltonian
+        self.hamiltonian = self._scalar_network(hamiltonian, self.hidden_units, self.activation)
         # (q, p) come first in H's input, so the gradient columns do not depend on features.
         self.hamiltonian_gradient = ScalarGradient(
-            hamiltonian,
+            self.hamiltonian,
             wrt=list(range(2 * self.coordinates)),
             dtype=self.dtype_policy,
             name="hamiltonian_gradient",
@@ -135,14 +132,7 @@ class HamiltonianCell(keras.layers.Layer):
         self.output_size = d if observe == "q" else 2 * d
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 2 or input_shape[-1] is None:
-            raise ValueError(
-                "HamiltonianCell expects inputs of shape (batch, features) with a known "
-                f"feature size; got shape {input_shape}. A HamiltonianRNN layer expects "
-                "(batch, time, features)."
-            )
-        self.features = input_shape[-1]
+        super().build(input_shape)
         width = 2 * self.coordinates + (self.features if self.control else 0)
         self.hamiltonian_gradient.build((input_shape[0], width))
 
@@ -172,49 +162,27 @@ class HamiltonianCell(keras.layers.Layer):
         _, h_p = self._grad_h(q, p_next, inputs, training)
         return q + h * h_p, p_next
 
-    def call(self, inputs, states, training=None):
-        if not isinstance(states, (list, tuple)) or len(states) != 2:
-            raise ValueError(
-                f"HamiltonianCell expects states [q, p], two tensors of shape (batch, "
-                f"{self.coordinates}); got {type(states).__name__}."
-            )
-        q, p = states
-        validation.float_tensor(inputs, type(self).__name__)
-        if inputs.shape[-1] != self.features:
-            raise ValueError(
-                f"HamiltonianCell was built for {self.features} input features, got inputs "
-                f"of shape {tuple(inputs.shape)}."
-            )
-        for name, state in (("q", q), ("p", p)):
-            shape = tuple(state.shape)
-            if len(shape) != 2 or shape[-1] != self.coordinates:
-                raise ValueError(
-                    f"HamiltonianCell expects the state {name} of shape (batch, "
-                    f"{self.coordinates}), got {shape}."
-                )
-        # A stateful RNN hands its state over as Keras variables; users may pass NumPy.
-        q, p = tf.cast(q, self.compute_dtype), tf.cast(p, self.compute_dtype)
-        step = self._leapfrog if self.integrator == "leapfrog" else self._symplectic_euler
+    def step_function(self, training=None):
+        """The cell's step, `step(x, [q, p]) -> (y, [q_next, p_next])`: `substeps`
+        integrator steps of size `dt / substeps`, for `call`, the layer's loop and export."""
+        integrate = self._leapfrog if self.integrator == "leapfrog" else self._symplectic_euler
         h = self.dt / self.substeps
-        for _ in range(self.substeps):
-            q, p = step(q, p, inputs, h, training)
-        y = q if self.observe == "q" else tf.concat([q, p], axis=-1)
-        return y, [q, p]
 
-    def get_initial_state(self, batch_size=None):
-        zeros = keras.ops.zeros((batch_size, self.coordinates), dtype=self.compute_dtype)
-        return [zeros, zeros]
+        def step(x, states):
+            q, p = states
+            for _ in range(self.substeps):
+                q, p = integrate(q, p, x, h, training)
+            y = q if self.observe == "q" else tf.concat([q, p], axis=-1)
+            return y, [q, p]
+
+        return step
 
     def get_config(self):
-        hamiltonian = None
-        if self.user_hamiltonian:
-            hamiltonian = keras.saving.serialize_keras_object(self.hamiltonian)
         return {
             **super().get_config(),
             "coordinates": self.coordinates,
             "hidden_units": list(self.hidden_units),
             "activation": keras.activations.serialize(self.activation),
-            "hamiltonian": hamiltonian,
             "dt": self.dt,
             "integrator": self.integrator,
             "substeps": self.substeps,
@@ -222,10 +190,3 @@ class HamiltonianCell(keras.layers.Layer):
             "control": self.control,
             "observe": self.observe,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("hamiltonian") is not None:
-            config["hamiltonian"] = keras.saving.deserialize_keras_object(config["hamiltonian"])
-        return cls(**config)

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 
 import keras
 
-from tf_gradrnn import validation
 from tf_gradrnn.cell_rnn import CellRNN
 from tf_gradrnn.hamiltonian_cell import HamiltonianCell
 
@@ -21,7 +20,8 @@ class HamiltonianRNN(CellRNN):
     `go_backwards`, `stateful` and `unroll` work as for any Keras RNN. The initial state
     `[q_0, p_0]` is zero unless given; `y_t` is the state after step t, so `y_1` is already one
     step of `dt` past `(q_0, p_0)`. Training with `model.fit` on observed trajectories
-    differentiates through every gradient of H (second order).
+    differentiates through every gradient of H (second order). Every cell argument is also a
+    read-only attribute (`layer.dt`, `layer.hamiltonian`, ...).
 
     Args:
         coordinates: d, the number of coordinates q and of momenta p.
@@ -60,6 +60,7 @@ class HamiltonianRNN(CellRNN):
         Chen, Zhang, Arjovsky, Bottou, "Symplectic Recurrent Neural Networks", ICLR 2020.
     """
 
+    CELL_CLASS = HamiltonianCell
     CELL_ARGUMENTS = (
         "coordinates",
         "hidden_units",
@@ -72,7 +73,6 @@ class HamiltonianRNN(CellRNN):
         "control",
         "observe",
     )
-    NETWORK_ARGUMENTS = ("hamiltonian",)
 
     def __init__(
         self,
@@ -93,24 +93,19 @@ class HamiltonianRNN(CellRNN):
         unroll: bool = False,
         **kwargs,
     ):
-        kwargs.pop("cell", None)
-        cell = HamiltonianCell(
-            coordinates,
-            hidden_units=hidden_units,
-            activation=activation,
-            hamiltonian=hamiltonian,
-            dt=dt,
-            integrator=integrator,
-            substeps=substeps,
-            implicit_iterations=implicit_iterations,
-            control=control,
-            observe=observe,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name="hamiltonian_cell",
-        )
         super().__init__(
-            cell,
+            {
+                "coordinates": coordinates,
+                "hidden_units": hidden_units,
+                "activation": activation,
+                "hamiltonian": hamiltonian,
+                "dt": dt,
+                "integrator": integrator,
+                "substeps": substeps,
+                "implicit_iterations": implicit_iterations,
+                "control": control,
+                "observe": observe,
+            },
             return_sequences=return_sequences,
             return_state=return_state,
             go_backwards=go_backwards,
@@ -118,29 +113,3 @@ class HamiltonianRNN(CellRNN):
             unroll=unroll,
             **kwargs,
         )
-        self.input_spec = keras.layers.InputSpec(ndim=3)
-
-    @property
-    def coordinates(self) -> int:
-        return self.cell.coordinates
-
-    @property
-    def hamiltonian(self) -> keras.layers.Layer:
-        return self.cell.hamiltonian
-
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        validation.float_tensor(sequences, type(self).__name__)
-        if initial_state is not None:
-            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
-                raise ValueError(
-                    "HamiltonianRNN initial_state must be a list [q0, p0] of two tensors of "
-                    f"shape (batch, {self.coordinates}), got {initial_state!r}."
-                )
-            for name, state in zip(("q0", "p0"), initial_state, strict=True):
-                shape = tuple(state.shape)
-                if len(shape) != 2 or shape[-1] != self.coordinates:
-                    raise ValueError(
-                        f"HamiltonianRNN initial_state {name} must have shape (batch, "
-                        f"{self.coordinates}), got {shape}."
-                    )
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)

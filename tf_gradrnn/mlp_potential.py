@@ -125,18 +125,17 @@ class MLPPotential(keras.layers.Layer):
     def closed_form_gradient(self, features: int, weights: Sequence | None = None):
         """Splits F(x, h) at column `features` of its input into two functions.
 
-            project(x) = x W_1[:features] + b_1           x: (..., features) -> p: (..., u_1)
+            project(x) = x W_1[:features] + b_1           x: (batch, features) -> p: (batch, u_1)
             value_and_gradient(p, h) = (F, dF/dh) at z = [x, h] with p = project(x)
                                           p: (batch, u_1), h: (batch, m) -> (batch,), (batch, m)
 
         where m = n - features is the size of the state part of z.
 
-        `project` is linear in x, so it can be applied to a whole sequence in one matmul
-        (`GradientRNN` does not: per step was measured faster). The weights are read when
-        this method is called, or
-        taken from `weights`: tensors in `get_weights()` order, for code that must pass them
-        explicitly (a `tf.recompute_grad` function inside a loop differentiates its arguments,
-        not the variables it reads).
+        `GradientRNNCell` applies `project` at every step: projecting a whole sequence in one
+        matmul before the loop was measured slower. The weights are read when this method is
+        called, or taken from `weights`: tensors in `get_weights()` order, for code that must
+        pass them explicitly (a `tf.recompute_grad` function inside a loop differentiates its
+        arguments, not the variables it reads).
 
         Returns:
             `ClosedForm(project, value_and_gradient)`.
@@ -165,11 +164,7 @@ class MLPPotential(keras.layers.Layer):
         activation = self.activation
 
         def project(x):
-            if x.shape.rank == 2:
-                return tf.matmul(x, w_x) + b_1
-            flat = tf.reshape(x, [-1, features])
-            projected = tf.matmul(flat, w_x) + b_1
-            return tf.reshape(projected, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
+            return tf.matmul(x, w_x) + b_1
 
         def value_and_gradient(projected, h):
             a = activation(projected + tf.matmul(h, w_h))
