@@ -496,3 +496,20 @@ def test_call_runs_the_step_function():
     np.testing.assert_array_equal(y, y_step)
     np.testing.assert_array_equal(q_next, q_step)
     np.testing.assert_array_equal(p_next, p_step)
+
+
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+def test_run_with_states_equals_stepping_the_cell_by_hand(mode):
+    layer = make_layer(observe="qp", substeps=1, implicit_iterations=1)
+    rng = np.random.default_rng(3)
+    x, q0, p0 = rng.standard_normal((BATCH, 6, 1)), *rng.standard_normal((2, BATCH, D))
+    mask = np.random.default_rng(5).random((BATCH, 6)) > 0.3
+    mask[1, :2] = False  # masked first steps keep the initial state
+    run = layer.run_with_states
+    if mode == "xla":
+        run = tf.function(lambda *args: layer.run_with_states(*args), jit_compile=True)
+    outputs, (q, p) = run(tf.constant(x), [tf.constant(q0), tf.constant(p0)], tf.constant(mask))
+    y_ref, (q_ref, p_ref) = reference.step_cell(layer.cell, x, [q0, p0], mask)
+    for actual, expected in ((outputs, y_ref), (q, q_ref), (p, p_ref)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(q[1, :2], np.broadcast_to(q0[1], (2, D)))

@@ -1,6 +1,6 @@
 """What the package's recurrent layers share: `keras.layers.RNN` over a cell that the layer builds
 from its own arguments and saves as those arguments, the checks of its inputs and initial state,
-and sequences of no steps."""
+sequences of no steps, and `run_with_states`."""
 
 import keras
 import tensorflow as tf
@@ -71,6 +71,94 @@ class CellRNN(keras.layers.RNN):
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         return self._loop(sequences, initial_state, mask, training, self.return_sequences)
+
+    def run_with_states(self, sequences, initial_state=None, mask=None, training=False):
+        """Runs the layer over `sequences` and returns every output and every state.
+
+            sequences: (batch, time, features) -> outputs: (batch, time, output_size),
+                                                  states: [(batch, time, size) per cell state]
+
+        `outputs[:, t]` is what `return_sequences=True` returns at step t, whatever this
+        layer's `return_sequences`; `states[i][:, t]` is the cell's i-th state after step t
+        (`[h]` for `GradientRNN`, `[q, p]` for `HamiltonianRNN`). The step is the layer's own
+        (`cell.step_function`), so the numbers are those of calling the layer.
+
+        Masked steps keep the previous state (the initial state before the first unmasked
+        step), and their outputs follow `zero_output_for_mask`, as when calling the layer.
+        With `go_backwards=True` the sequence is processed from its last step, and the results
+        come in processing order (index 0 is after `x_T`), as Keras returns them. `unroll` is
+        honoured when the number of steps is known. The initial state defaults to zeros, or to
+        a stateful layer's current state, which this method reads but does not update.
+
+        It runs eagerly, in a `tf.function` and under `jit_compile=True`, also with unknown
+        batch and time sizes (0 steps give empty results).
+
+        Args:
+            sequences: `(batch, time, features)` floating-point tensor or array.
+            initial_state: optional list of one `(batch, size)` tensor per cell state (a bare
+                tensor for a single state).
+            mask: optional `(batch, time)` boolean tensor.
+            training: passed to the cell's network.
+
+        Returns:
+            `(outputs, states)` as above, in the layer's compute dtype.
+        """
+        sequences = tf.convert_to_tensor(sequences)
+        validation.float_tensor(sequences, type(self).__name__)
+        sequences = tf.cast(sequences, self.compute_dtype)
+        if not self.built:
+            self.build(sequences.shape)
+        features = self.input_spec.axes[-1]
+        if sequences.shape.rank != 3 or sequences.shape[-1] != features:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of shape (batch, time, {features}), got "
+                f"{tuple(sequences.shape)}."
+            )
+        if initial_state is not None:
+            initial_state = self._checked_initial_state(sequences, initial_state)
+        initial_state = [
+            tf.cast(s, self.compute_dtype) for s in self._initial_state(sequences, initial_state)
+        ]
+        if mask is not None:
+            mask = tf.cast(mask, tf.bool)
+        step = self.cell.step_function(training=training)
+
+        def step_and_states(x, states):
+            # The states ride along as outputs: Keras' loop keeps every output.
+            y, new_states = step(x, states)
+            return tf.concat([y, *new_states], axis=-1), new_states
+
+        def loop(sequences, initial_state, mask, training, go_backwards, return_all):
+            return rnn(
+                step_and_states,
+                sequences,
+                initial_state,
+                go_backwards=go_backwards,
+                mask=mask,
+                unroll=self.unroll and sequences.shape[1] is not None,
+                input_length=sequences.shape[1],
+                zero_output_for_mask=False,
+                return_all_outputs=return_all,
+            )
+
+        sizes = [self.cell.output_size, *self.state_size]
+        if sequences.shape[1] == 0:
+            outputs = tf.zeros([tf.shape(sequences)[0], 0, sum(sizes)], self.compute_dtype)
+        else:
+            _, outputs, _ = self._loop(sequences, initial_state, mask, training, True, loop)
+        outputs, *states = tf.split(outputs, sizes, axis=-1)
+        if mask is None:
+            return outputs, states
+        if self.go_backwards:
+            mask = tf.reverse(mask, axis=[1])
+        if self.zero_output_for_mask:
+            outputs = tf.where(mask[..., None], outputs, tf.zeros_like(outputs))
+        # Before the first unmasked step, Keras' loop gives zeros, not the initial state.
+        started = (tf.cumsum(tf.cast(mask, tf.int32), axis=1) > 0)[..., None]
+        states = [
+            tf.where(started, s, s0[:, None]) for s, s0 in zip(states, initial_state, strict=True)
+        ]
+        return outputs, states
 
     def _loop(self, sequences, initial_state, mask, training, return_all, loop=None):
         """`loop` (by default `_time_loop`) over `sequences`; when the number of steps is only

@@ -22,7 +22,8 @@ class GradientRNN(CellRNN):
     so masking, `initial_state=`, `go_backwards`, `stateful`, `unroll` and
     `keras.layers.Bidirectional` work as for any Keras RNN. Training differentiates through
     the inner gradient of every step (second order); see `GradientRNNCell`. Every cell
-    argument is also a read-only attribute (`layer.units`, `layer.potential`, ...).
+    argument is also a read-only attribute (`layer.units`, `layer.potential`, ...), and
+    `layer.run_with_states(x)` returns every output and every state `h_t` (see `CellRNN`).
 
     With the closed-form state gradient (the default for the built-in potential), the
     potential's weights are read once, before the time loop. The input part of the first

@@ -21,7 +21,8 @@ class HamiltonianRNN(CellRNN):
     `[q_0, p_0]` is zero unless given; `y_t` is the state after step t, so `y_1` is already one
     step of `dt` past `(q_0, p_0)`. Training with `model.fit` on observed trajectories
     differentiates through every gradient of H (second order). Every cell argument is also a
-    read-only attribute (`layer.dt`, `layer.hamiltonian`, ...).
+    read-only attribute (`layer.dt`, `layer.hamiltonian`, ...), and `layer.run_with_states(x)`
+    returns every output and the states `[q_t, p_t]` of every step (see `CellRNN`).
 
     Args:
         coordinates: d, the number of coordinates q and of momenta p.
