@@ -138,3 +138,23 @@ def test_value_and_gradient_names_bad_scalar_functions():
         value_and_gradient(lambda z: z, x)
     with pytest.raises(ValueError, match="floating-point"):
         value_and_gradient(lambda z: tf.cast(z[:, 0] > 0, tf.int32), x)
+
+
+def test_numpy_numbers_are_accepted():
+    layer = tf_gradrnn.GradientRNN(
+        np.int64(4),
+        hidden_units=np.array([5, 7]),
+        state_bound=np.float32(2.5),
+        checkpoint_every=np.int64(3),
+    )
+    assert (layer.units, layer.hidden_units, layer.cell.state_bound) == (4, (5, 7), 2.5)
+    assert type(layer.units) is int and layer.checkpoint_every == 3
+    cell = tf_gradrnn.HamiltonianCell(np.int64(2), dt=np.float32(0.25), substeps=np.int32(3))
+    assert (cell.coordinates, cell.dt, cell.substeps) == (2, 0.25, 3)
+
+
+def test_non_float_inputs_to_a_bare_cell_name_the_cell():
+    cell = tf_gradrnn.GradientRNNCell(4)
+    cell.build((None, 3))
+    with pytest.raises(TypeError, match="GradientRNNCell inputs must be floating point"):
+        cell(np.zeros((2, 3), "int32"), [np.zeros((2, 4), "float32")])

@@ -419,7 +419,7 @@ def test_integer_sequences():
 def test_initial_state_must_be_q_and_p():
     layer = HamiltonianRNN(2)
     x = np.zeros((2, 3, 1), "float32")
-    with pytest.raises(ValueError, match=r"initial_state must be a list \[q0, p0\]"):
+    with pytest.raises(ValueError, match=r"has 2 states \[q, p\], so initial_state must be a list"):
         layer(x, initial_state=np.zeros((2, 2), "float32"))
     with pytest.raises(ValueError, match=r"initial_state p0 must have shape \(batch, 2\)"):
         layer(x, initial_state=[np.zeros((2, 2), "float32"), np.zeros((2, 3), "float32")])
@@ -435,3 +435,81 @@ def test_cell_state_shape_and_feature_count():
         cell(np.zeros((2, 3), "float32"), [q, q])
     with pytest.raises(ValueError, match=r"expects states \[q, p\]"):
         cell(x, q)
+
+
+def test_every_cell_argument_is_a_read_only_attribute():
+    hamiltonian = tf_gradrnn.MLPPotential((3,))
+    arguments = {
+        "coordinates": 3,
+        "hidden_units": (7,),
+        "activation": keras.activations.softplus,
+        "hamiltonian": hamiltonian,
+        "dt": 0.05,
+        "integrator": "symplectic_euler",
+        "substeps": 2,
+        "implicit_iterations": 3,
+        "control": True,
+        "observe": "qp",
+    }
+    layer = HamiltonianRNN(**arguments)
+    assert set(HamiltonianRNN.CELL_ARGUMENTS) == set(arguments)
+    for name, value in arguments.items():
+        assert getattr(layer, name) == value, name
+        with pytest.raises(AttributeError):
+            setattr(layer, name, None)
+
+
+def test_initial_state_batch_must_match_the_inputs():
+    layer = HamiltonianRNN(2)
+    q0 = np.zeros((2, 2), "float32")
+    with pytest.raises(ValueError, match="q0 has batch size 2 but the inputs have batch size 3"):
+        layer(np.zeros((3, 4, 1), "float32"), initial_state=[q0, q0])
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_no_steps_give_no_outputs_and_the_initial_state(mode):
+    layer = make_layer(return_state=True, observe="qp")
+    _, q0, p0, _ = sample()
+    x = np.zeros((BATCH, 0, 1))
+    call = lambda x, q0, p0: layer(x, initial_state=[q0, p0])  # noqa: E731
+    if mode == "graph":  # the number of steps is only known at run time
+        spec = [tf.TensorSpec((None, None, 1), tf.float64)]
+        spec += [tf.TensorSpec((None, D), tf.float64)] * 2
+        call = tf.function(call, input_signature=spec)
+    y, q, p = call(x, q0, p0)
+    assert y.shape == (BATCH, 0, 2 * D)
+    np.testing.assert_array_equal(q, q0)
+    np.testing.assert_array_equal(p, p0)
+
+
+def test_no_steps_without_return_sequences_is_a_clear_error():
+    with pytest.raises(ValueError, match="HamiltonianRNN got sequences of 0 time steps"):
+        HamiltonianRNN(1)(np.zeros((2, 0, 1), "float32"))
+
+
+def test_call_runs_the_step_function():
+    cell = HamiltonianCell(D, hidden_units=(3,), observe="qp", dtype="float64")
+    cell.build((None, 1))
+    x, q = tf.ones((BATCH, 1), tf.float64), tf.ones((BATCH, D), tf.float64)
+    y, (q_next, p_next) = cell(x, [q, 2 * q])
+    y_step, (q_step, p_step) = cell.step_function()(x, [q, 2 * q])
+    np.testing.assert_array_equal(y, y_step)
+    np.testing.assert_array_equal(q_next, q_step)
+    np.testing.assert_array_equal(p_next, p_step)
+
+
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+def test_run_with_states_equals_stepping_the_cell_by_hand(mode):
+    layer = make_layer(observe="qp", substeps=1, implicit_iterations=1)
+    rng = np.random.default_rng(3)
+    x, q0, p0 = rng.standard_normal((BATCH, 6, 1)), *rng.standard_normal((2, BATCH, D))
+    mask = np.random.default_rng(5).random((BATCH, 6)) > 0.3
+    mask[1, :2] = False  # masked first steps keep the initial state
+    run = layer.run_with_states
+    if mode == "xla":
+        run = tf.function(lambda *args: layer.run_with_states(*args), jit_compile=True)
+    outputs, (q, p) = run(tf.constant(x), [tf.constant(q0), tf.constant(p0)], tf.constant(mask))
+    y_ref, (q_ref, p_ref) = reference.step_cell(layer.cell, x, [q0, p0], mask)
+    for actual, expected in ((outputs, y_ref), (q, q_ref), (p, p_ref)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(q[1, :2], np.broadcast_to(q0[1], (2, D)))

@@ -260,3 +260,97 @@ def test_rank_one_potential_output_is_accepted():
     y, h = layer(x, initial_state=np.ones((1, 2)))
     np.testing.assert_allclose(y.numpy()[0, :, 0], [3.0, 9.0, 33.0])
     np.testing.assert_allclose(h.numpy()[0], [8.0, 8.0])
+
+
+def test_every_cell_argument_is_a_read_only_attribute():
+    potential = tf_gradrnn.MLPPotential((3,))
+    expected = {
+        "units": 5,
+        "hidden_units": (7,),
+        "activation": keras.activations.softplus,
+        "potential": potential,
+        "state_bound": 2.0,
+        "second_order": False,
+        "state_gradient": "tape",
+    }
+    layer = tf_gradrnn.GradientRNN(**expected)
+    assert set(tf_gradrnn.GradientRNN.CELL_ARGUMENTS) == set(expected)
+    for name, value in expected.items():
+        assert getattr(layer, name) == value, name
+        with pytest.raises(AttributeError):
+            setattr(layer, name, None)
+
+
+def test_call_runs_the_step_function():
+    cell = tf_gradrnn.GradientRNNCell(UNITS, hidden_units=HIDDEN, dtype="float64")
+    cell.build((None, FEATURES))
+    x = sequences(dtype="float64")[:, 0]
+    h = np.random.default_rng(0).standard_normal((4, UNITS))
+    y, (h_next,) = cell(x, [h])
+    y_step, (h_step,) = cell.step_function()(tf.constant(x), [tf.constant(h)])
+    np.testing.assert_array_equal(y, y_step)
+    np.testing.assert_array_equal(h_next, h_step)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODES)
+def test_run_with_states_equals_stepping_the_cell_by_hand(mode):
+    layer = make_layer("float64")
+    x = sequences(dtype="float64")
+    h0 = np.random.default_rng(4).standard_normal((4, UNITS))
+    mask = np.random.default_rng(5).random((4, 9)) > 0.3
+    mask[0, :3] = False  # masked first steps keep the initial state
+    run = layer.run_with_states
+    if mode != "eager":
+        spec = [
+            tf.TensorSpec((None, None, FEATURES), tf.float64),
+            tf.TensorSpec((None, UNITS), tf.float64),
+            tf.TensorSpec((None, None), tf.bool),
+        ]
+        run = tf.function(
+            lambda x, h0, mask: layer.run_with_states(x, h0, mask),
+            input_signature=spec,
+            jit_compile=mode == "xla",
+        )
+    outputs, (h,) = run(tf.constant(x), tf.constant(h0), tf.constant(mask))
+    y_ref, (h_ref,) = reference.step_cell(layer.cell, x, [h0], mask)
+    np.testing.assert_allclose(outputs, y_ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_array_equal(h[0, :3], np.broadcast_to(h0[0], (3, UNITS)))
+
+
+def test_run_with_states_is_what_the_layer_returns():
+    # Also unrolled, and with zeros as the outputs of masked steps.
+    options = {"unroll": True, "zero_output_for_mask": True, "return_state": True}
+    layer = make_layer("float64", **options)
+    x = sequences(dtype="float64")
+    mask = np.arange(9)[None, :] < np.array([[9], [5], [2], [7]])
+    outputs, (h,) = layer.run_with_states(x, mask=mask)
+    y, h_last = make_layer("float64", return_sequences=True, **options)(x, mask=mask)
+    np.testing.assert_array_equal(outputs, y)
+    np.testing.assert_array_equal(h[:, -1], h_last)
+
+
+def test_run_with_states_goes_backwards_in_processing_order():
+    forward = make_layer("float64")
+    backward = make_layer("float64", go_backwards=True)
+    x = sequences(dtype="float64")
+    y_b, (h_b,) = backward.run_with_states(x)
+    y_f, (h_f,) = forward.run_with_states(x[:, ::-1])
+    np.testing.assert_allclose(y_b, y_f, rtol=1e-12)
+    np.testing.assert_allclose(h_b, h_f, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODES)
+def test_run_with_states_of_no_steps(mode):
+    layer = make_layer()
+    run = layer.run_with_states
+    if mode != "eager":  # the number of steps is only known at run time
+        spec = [tf.TensorSpec((None, None, FEATURES)), tf.TensorSpec((None, UNITS))]
+        run = tf.function(run, input_signature=spec, jit_compile=mode == "xla")
+    outputs, (h,) = run(sequences(steps=0), np.ones((4, UNITS), "float32"))
+    assert outputs.shape == (4, 0, 1) and h.shape == (4, 0, UNITS)
+
+
+def test_run_with_states_checks_the_feature_size():
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, time, 3\)"):
+        make_layer().run_with_states(np.zeros((2, 5, 2), "float32"))

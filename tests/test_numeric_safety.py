@@ -126,3 +126,10 @@ def test_state_bound_round_trips(tmp_path):
     assert loaded.layers[0].cell.state_bound == 2.5
     x = np.ones((1, 3, 2), "float32")
     np.testing.assert_array_equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("bound", [1e39, 1e-50], ids=["overflows", "underflows"])
+def test_state_bound_must_be_a_normal_number_of_the_compute_dtype(bound):
+    with pytest.raises(ValueError, match=r"state_bound must lie in float32's range .*1\.18e-38"):
+        tf_gradrnn.GradientRNN(3, state_bound=bound)
+    assert tf_gradrnn.GradientRNN(3, state_bound=bound, dtype="float64").cell.state_bound == bound

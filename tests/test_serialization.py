@@ -95,7 +95,7 @@ def test_keras_file_round_trip_with_user_potential(tmp_path, kind):
     loaded = _round_trip(model, tmp_path)
     np.testing.assert_array_equal(loaded(sequences()), model(sequences()))
     assert loaded.layers[-1].potential.name == "user_potential"
-    assert loaded.layers[-1].cell.user_potential
+    assert loaded.layers[-1].get_config()["potential"] is not None
 
 
 def test_keras_file_round_trip_bidirectional_float64(tmp_path):
@@ -121,4 +121,46 @@ def test_bare_cell_in_keras_rnn_round_trip(tmp_path):
         ]
     )
     loaded = _round_trip(model, tmp_path)
+    np.testing.assert_array_equal(loaded(sequences()), model(sequences()))
+
+
+class Unregistered(keras.layers.Layer):
+    """F(z) = sum(w * tanh(z)), a user's network that Keras knows by no registered name."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+    def call(self, z):
+        return keras.ops.sum(self.w * keras.ops.tanh(z), axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        tf_gradrnn.GradientRNN,
+        tf_gradrnn.HamiltonianRNN,
+        tf_gradrnn.GradientRNNCell,
+        tf_gradrnn.HamiltonianCell,
+    ],
+)
+def test_from_config_passes_custom_objects_on(cls):
+    network = "potential" if "Gradient" in cls.__name__ else "hamiltonian"
+    config = cls(2, **{network: Unregistered(name="mine")}).get_config()
+    with pytest.raises(TypeError, match="Unregistered"):
+        cls.from_config(config)
+    clone = cls.from_config(config, custom_objects={"Unregistered": Unregistered})
+    assert isinstance(getattr(clone, network), Unregistered)
+    assert getattr(clone, network).name == "mine"
+
+
+def test_keras_file_with_an_unregistered_potential_loads_with_custom_objects(tmp_path):
+    model = keras.Sequential(
+        [keras.Input((None, FEATURES)), tf_gradrnn.GradientRNN(UNITS, potential=Unregistered())]
+    )
+    model.layers[-1].potential.w.assign(np.linspace(0.5, 1.5, FEATURES + UNITS))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(
+        tmp_path / "model.keras", custom_objects={"Unregistered": Unregistered}
+    )
+    assert isinstance(loaded.layers[-1].potential, Unregistered)
     np.testing.assert_array_equal(loaded(sequences()), model(sequences()))

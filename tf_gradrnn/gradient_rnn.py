@@ -5,13 +5,10 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-# The time loop of keras.layers.RNN (masking, go_backwards, unroll), which Keras does not
-# export publicly; RNN.inner_loop calls the same function.
-from keras.src.backend import rnn as keras_rnn
-
+from tf_gradrnn import validation
 from tf_gradrnn.cell_rnn import CellRNN
 from tf_gradrnn.checkpointed_loop import carry_last_unmasked, checkpointed_loop
-from tf_gradrnn.gradient_rnn_cell import GradientRNNCell, check_float_inputs
+from tf_gradrnn.gradient_rnn_cell import GradientRNNCell
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
@@ -24,7 +21,9 @@ class GradientRNN(CellRNN):
     This is `keras.layers.RNN(GradientRNNCell(...))` with the cell's arguments taken directly,
     so masking, `initial_state=`, `go_backwards`, `stateful`, `unroll` and
     `keras.layers.Bidirectional` work as for any Keras RNN. Training differentiates through
-    the inner gradient of every step (second order); see `GradientRNNCell`.
+    the inner gradient of every step (second order); see `GradientRNNCell`. Every cell
+    argument is also a read-only attribute (`layer.units`, `layer.potential`, ...), and
+    `layer.run_with_states(x)` returns every output and every state `h_t` (see `CellRNN`).
 
     With the closed-form state gradient (the default for the built-in potential), the
     potential's weights are read once, before the time loop. The input part of the first
@@ -74,6 +73,7 @@ class GradientRNN(CellRNN):
     ```
     """
 
+    CELL_CLASS = GradientRNNCell
     CELL_ARGUMENTS = (
         "units",
         "hidden_units",
@@ -83,7 +83,6 @@ class GradientRNN(CellRNN):
         "second_order",
         "state_gradient",
     )
-    NETWORK_ARGUMENTS = ("potential",)
 
     def __init__(
         self,
@@ -102,29 +101,18 @@ class GradientRNN(CellRNN):
         checkpoint_every: int | None = None,
         **kwargs,
     ):
-        kwargs.pop("cell", None)
-        if checkpoint_every is not None and (
-            isinstance(checkpoint_every, bool)
-            or not isinstance(checkpoint_every, int)
-            or checkpoint_every <= 0
-        ):
-            raise ValueError(
-                f"checkpoint_every must be a positive integer or None, got {checkpoint_every!r}."
-            )
-        cell = GradientRNNCell(
-            units,
-            hidden_units=hidden_units,
-            activation=activation,
-            potential=potential,
-            state_bound=state_bound,
-            second_order=second_order,
-            state_gradient=state_gradient,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name="gradient_rnn_cell",
-        )
+        if checkpoint_every is not None:
+            checkpoint_every = validation.positive_int(checkpoint_every, "checkpoint_every")
         super().__init__(
-            cell,
+            {
+                "units": units,
+                "hidden_units": hidden_units,
+                "activation": activation,
+                "potential": potential,
+                "state_bound": state_bound,
+                "second_order": second_order,
+                "state_gradient": state_gradient,
+            },
             return_sequences=return_sequences,
             return_state=return_state,
             go_backwards=go_backwards,
@@ -132,139 +120,12 @@ class GradientRNN(CellRNN):
             unroll=unroll,
             **kwargs,
         )
-        self.input_spec = keras.layers.InputSpec(ndim=3)
         self.checkpoint_every = checkpoint_every
-
-    @property
-    def units(self) -> int:
-        return self.cell.units
-
-    @property
-    def hidden_units(self) -> tuple[int, ...]:
-        return self.cell.hidden_units
-
-    @property
-    def activation(self):
-        return self.cell.activation
-
-    @property
-    def potential(self) -> keras.layers.Layer:
-        return self.cell.potential
-
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        check_float_inputs(sequences)
-        if initial_state is not None:
-            initial_state = self._checked_initial_state(sequences, initial_state)
-        if sequences.shape[1] == 0:
-            return self._no_steps(sequences, initial_state)
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
-
-    def _checked_initial_state(self, sequences, initial_state):
-        states = (
-            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        )
-        if len(states) != 1:
-            raise ValueError(
-                f"GradientRNN has one state, so initial_state must be one tensor (batch, "
-                f"{self.units}); got {len(states)} tensors."
-            )
-        state = tf.convert_to_tensor(states[0])
-        check_float_inputs(state, "initial_state")
-        if state.shape.rank != 2 or state.shape[-1] != self.units:
-            raise ValueError(
-                f"GradientRNN initial_state must have shape (batch, {self.units}), got "
-                f"{tuple(state.shape)}."
-            )
-        batch, state_batch = sequences.shape[0], state.shape[0]
-        if batch is not None and state_batch is not None:
-            if batch != state_batch:
-                raise ValueError(
-                    f"GradientRNN initial_state has batch size {state_batch} but the inputs "
-                    f"have batch size {batch}; give one initial state per sequence."
-                )
-            return state
-        same = tf.debugging.assert_equal(
-            tf.shape(state)[0],
-            tf.shape(sequences)[0],
-            message="GradientRNN initial_state must have the inputs' batch size",
-        )
-        with tf.control_dependencies([same]):
-            return tf.identity(state)
-
-    def _no_steps(self, sequences, initial_state):
-        """The result for a sequence of 0 steps: no outputs, and the initial state."""
-        if not self.return_sequences:
-            raise ValueError(
-                "GradientRNN got sequences of 0 time steps; with return_sequences=False there "
-                "is no last output. Give at least one time step, or use return_sequences=True."
-            )
-        batch = tf.shape(sequences)[0]
-        if initial_state is None:
-            initial_state = self.states[0] if self.stateful else self.get_initial_state(batch)[0]
-        outputs = tf.zeros([batch, 0, 1], self.compute_dtype)
-        state = tf.cast(initial_state, self.compute_dtype)
-        return (outputs, state) if self.return_state else outputs
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if self.checkpoint_every is not None:
             return self._checkpointed_loop(sequences, initial_state, mask, training)
-
-        def loop():
-            last, outputs, states = self._time_loop(
-                sequences, initial_state, mask, training, self.go_backwards, self.return_sequences
-            )
-            return last, outputs, list(states)
-
-        if sequences.shape[1] is not None:
-            return loop()
-        # Unknown length: a sequence of 0 steps would fail in Keras' loop (see `_no_steps`).
-        steps = tf.shape(sequences)[1]
-        if not self.return_sequences:
-            with tf.control_dependencies(
-                [
-                    tf.debugging.assert_positive(
-                        steps, message="GradientRNN needs at least one time step"
-                    )
-                ]
-            ):
-                return loop()
-
-        def no_steps():
-            batch = tf.shape(sequences)[0]
-            zeros = tf.zeros([batch, 1], sequences.dtype)
-            return zeros, tf.zeros([batch, 0, 1], sequences.dtype), list(initial_state)
-
-        return tf.cond(steps > 0, loop, no_steps)
-
-    def _time_loop(
-        self, sequences, initial_state, mask, training, go_backwards, return_all, weights=None
-    ):
-        """Keras' RNN loop over the cell, or over the closed form with the weights read once
-        (the potential's `weights`, if given, instead of its variables)."""
-        if self.cell.uses_closed_form:
-            closed = self.cell.potential.closed_form_gradient(self.cell.features, weights)
-
-            def step(x, states):
-                y, gradient = closed.value_and_gradient(closed.project(x), states[0])
-                return y[:, None], [self.cell.state_from_gradient(gradient)]
-
-        else:
-
-            def step(x, states):
-                return self.cell(x, states, training=training)
-
-        inputs = sequences
-        return keras_rnn(
-            step,
-            inputs,
-            list(initial_state),
-            go_backwards=go_backwards,
-            mask=mask,
-            unroll=self.unroll,
-            input_length=inputs.shape[1],
-            zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=return_all,
-        )
+        return super().inner_loop(sequences, initial_state, mask, training)
 
     def _checkpointed_loop(self, sequences, initial_state, mask, training):
         """The time loop in chunks of `checkpoint_every` steps, each recomputed in the backward

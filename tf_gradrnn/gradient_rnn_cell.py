@@ -5,32 +5,16 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tf_gradrnn.mlp_potential import MLPPotential, validate_hidden_units
-from tf_gradrnn.scalar_gradient import check_per_sample, value_and_gradient
+from tf_gradrnn import validation
+from tf_gradrnn.mlp_potential import MLPPotential
+from tf_gradrnn.network_cell import ScalarNetworkCell
+from tf_gradrnn.scalar_gradient import value_and_gradient
 
-_HALF_PRECISION = ("float16", "bfloat16")
 STATE_GRADIENTS = ("auto", "closed_form", "tape")
 
 
-def validate_units(units) -> int:
-    """Returns `units` if it is a positive int, or raises ValueError."""
-    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise ValueError(f"units must be a positive integer, got {units!r}.")
-    return units
-
-
-def check_float_inputs(inputs, what: str = "inputs") -> None:
-    """Raises TypeError unless `inputs` is a floating-point tensor."""
-    dtype = tf.as_dtype(inputs.dtype)
-    if not dtype.is_floating:
-        raise TypeError(
-            f"GradientRNN {what} must be floating point (the state is a gradient with "
-            f"respect to them), got dtype {dtype.name}. Cast them, e.g. x.astype('float32')."
-        )
-
-
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
-class GradientRNNCell(keras.layers.Layer):
+class GradientRNNCell(ScalarNetworkCell):
     """An RNN cell whose next state is the gradient of a scalar network F.
 
         y_t = F(x_t, h_{t-1})            x_t: (batch, features), y_t: (batch, 1)
@@ -56,8 +40,10 @@ class GradientRNNCell(keras.layers.Layer):
 
     This implements the Keras 3 RNN cell contract (`state_size`, `output_size`,
     `call(inputs, states)`, `get_initial_state`); wrap it in `keras.layers.RNN`, or use
-    `tf_gradrnn.GradientRNN`. Half-precision compute dtypes are refused: the state is a
-    gradient fed back `T` times, where float16 round-off compounds.
+    `tf_gradrnn.GradientRNN`. The step itself is `step_function`, shared by `call`, the
+    layer's time loop and export; `call` checks its arguments first, the layer checks its
+    inputs once per call. Half-precision compute dtypes are refused: the state is a gradient
+    fed back `T` times, where float16 round-off compounds.
 
     Args:
         units: size of the state h, a positive int.
@@ -71,7 +57,8 @@ class GradientRNNCell(keras.layers.Layer):
         state_bound: optional positive float `b`. The state is then `h_t = b tanh(g_t / b)`
             with `g_t = dF/dh`: equal to `g_t` for `|g_t| << b`, smooth, and never beyond `b`.
             The recurrence's Jacobian is the Hessian of F in h, so without a bound a potential
-            that grows faster than quadratically in h can drive the state to overflow.
+            that grows faster than quadratically in h can drive the state to overflow. It must
+            be a normal number of the compute dtype (in float32, 1.2e-38 to 3.4e38).
         second_order: with `False`, each state is treated as a constant by enclosing tapes
             (`tf.stop_gradient`): the forward pass is unchanged, but the loss gradient keeps
             only the direct path through each `y_t = F(x_t, h_{t-1})` and drops everything
@@ -100,6 +87,10 @@ class GradientRNNCell(keras.layers.Layer):
     ```
     """
 
+    NETWORK_ARGUMENT = "potential"
+    STATE_NAMES = ("h",)
+    DEFAULT_NAME = "gradient_rnn_cell"
+
     def __init__(
         self,
         units: int,
@@ -112,97 +103,70 @@ class GradientRNNCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if self.dtype_policy.compute_dtype in _HALF_PRECISION:
-            raise ValueError(
-                f"GradientRNNCell does not support the dtype policy "
-                f"'{self.dtype_policy.name}': its state is a gradient fed back at every step, "
-                "and half-precision round-off compounds over time. Give this layer "
-                "dtype='float32' (or 'float64') inside a mixed-precision model."
-            )
-        self.units = validate_units(units)
-        self.hidden_units = validate_hidden_units(hidden_units)
+        validation.refuse_half_precision(
+            self,
+            "its state is a gradient fed back at every step, and half-precision round-off "
+            "compounds over time.",
+        )
+        self.units = validation.positive_int(units, "units")
+        self.hidden_units = validation.positive_ints(hidden_units, "hidden_units")
         self.activation = keras.activations.get(activation)
-        self.user_potential = potential is not None
-        if potential is None:
-            potential = MLPPotential(
-                self.hidden_units,
-                self.activation,
-                dtype=self.dtype_policy,
-                name="potential",
-            )
-        elif not isinstance(potential, keras.layers.Layer):
-            raise TypeError(
-                f"potential must be a Keras layer or model, got {type(potential).__name__}."
-            )
-        check_per_sample(potential, "potential")
-        self.potential = potential
-        if state_gradient not in STATE_GRADIENTS:
-            raise ValueError(
-                f"state_gradient must be one of {STATE_GRADIENTS}, got {state_gradient!r}."
-            )
-        supported = isinstance(potential, MLPPotential) and potential.has_closed_form_gradient
+        self.potential = self._scalar_network(potential, self.hidden_units, self.activation)
+        self.state_gradient = validation.one_of(state_gradient, STATE_GRADIENTS, "state_gradient")
+        supported = isinstance(self.potential, MLPPotential) and (
+            self.potential.has_closed_form_gradient
+        )
         if state_gradient == "closed_form" and not supported:
             raise ValueError(
                 "state_gradient='closed_form' needs an MLPPotential with activation tanh, "
-                f"sigmoid, softplus or linear; got {type(potential).__name__} "
-                f"'{potential.name}'. Use state_gradient='tape' (or 'auto')."
+                f"sigmoid, softplus or linear; got {type(self.potential).__name__} "
+                f"'{self.potential.name}'. Use state_gradient='tape' (or 'auto')."
             )
-        if state_bound is not None and (
-            isinstance(state_bound, bool)
-            or not isinstance(state_bound, int | float)
-            or not state_bound > 0
-            or state_bound == float("inf")
-        ):
-            raise ValueError(f"state_bound must be a positive finite number, got {state_bound!r}.")
-        self.state_bound = None if state_bound is None else float(state_bound)
-        self.second_order = bool(second_order)
-        self.state_gradient = state_gradient
         self.uses_closed_form = supported and state_gradient != "tape"
+        self.state_bound = None
+        if state_bound is not None:
+            state_bound = validation.positive_finite(state_bound, "state_bound")
+            self.state_bound = validation.normal_range(
+                state_bound, self.compute_dtype, "state_bound"
+            )
+        self.second_order = bool(second_order)
         self.state_size = self.units
         self.output_size = 1
         self.features = None
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 2 or input_shape[-1] is None:
-            raise ValueError(
-                "GradientRNNCell expects inputs of shape (batch, features) with a known "
-                f"feature size; got shape {input_shape}. A GradientRNN layer expects "
-                "(batch, time, features)."
-            )
+        super().build(input_shape)
         if self.potential.compute_dtype != self.compute_dtype:
             raise ValueError(
                 f"The potential computes in {self.potential.compute_dtype} but the cell in "
                 f"{self.compute_dtype}; give both the same dtype (e.g. dtype='float64')."
             )
-        self.features = input_shape[-1]
         if not self.potential.built:
             self.potential.build((input_shape[0], self.features + self.units))
 
-    def call(self, inputs, states, training=None):
-        h = states[0] if isinstance(states, (list, tuple)) else states
-        check_float_inputs(inputs)
-        if inputs.shape[-1] != self.features:
-            raise ValueError(
-                f"GradientRNNCell was built for {self.features} input features, got inputs "
-                f"of shape {tuple(inputs.shape)}."
-            )
-        if h.shape.rank != 2 or h.shape[-1] != self.units:
-            raise ValueError(
-                f"GradientRNNCell expects a state of shape (batch, {self.units}), got "
-                f"{tuple(h.shape)}."
-            )
-
+    def step_function(self, training=None, weights=None):
+        """The cell's step, `step(x, [h]) -> (y: (batch, 1), [h_next])`, for `call`, the
+        layer's time loop and export. With the closed form, the potential's weights are read
+        here, once (or taken from `weights`, tensors in `get_weights()` order)."""
         if self.uses_closed_form:
-            closed = self.potential.closed_form_gradient(self.features)
-            y, h_next = closed.value_and_gradient(closed.project(inputs), h)
+            closed = self.potential.closed_form_gradient(self.features, weights)
+
+            def value_and_state_gradient(x, h):
+                return closed.value_and_gradient(closed.project(x), h)
+
         else:
 
-            def potential_of_state(state):
-                return self.potential(tf.concat([inputs, state], axis=-1), training=training)
+            def value_and_state_gradient(x, h):
+                def potential_of_state(state):
+                    return self.potential(tf.concat([x, state], axis=-1), training=training)
 
-            y, h_next = value_and_gradient(potential_of_state, h, wrt_name="state h")
-        return y[:, None], [self.state_from_gradient(h_next)]
+                return value_and_gradient(potential_of_state, h, wrt_name="state h")
+
+        def step(x, states):
+            y, gradient = value_and_state_gradient(x, states[0])
+            return y[:, None], [self.state_from_gradient(gradient)]
+
+        return step
 
     def state_from_gradient(self, gradient):
         """The next state from `gradient = dF/dh`: bounded by `state_bound` if set, and a
@@ -213,27 +177,13 @@ class GradientRNNCell(keras.layers.Layer):
             return gradient
         return self.state_bound * tf.tanh(gradient / self.state_bound)
 
-    def get_initial_state(self, batch_size=None):
-        return [keras.ops.zeros((batch_size, self.units), dtype=self.compute_dtype)]
-
     def get_config(self):
-        potential = None
-        if self.user_potential:
-            potential = keras.saving.serialize_keras_object(self.potential)
         return {
             **super().get_config(),
             "units": self.units,
             "hidden_units": list(self.hidden_units),
             "activation": keras.activations.serialize(self.activation),
-            "potential": potential,
             "state_bound": self.state_bound,
             "second_order": self.second_order,
             "state_gradient": self.state_gradient,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("potential") is not None:
-            config["potential"] = keras.saving.deserialize_keras_object(config["potential"])
-        return cls(**config)

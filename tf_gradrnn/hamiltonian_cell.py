@@ -1,27 +1,20 @@
 """The Hamiltonian RNN cell: a learned H(q, p) advanced by a symplectic integrator."""
 
-import math
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
-from tf_gradrnn.mlp_potential import MLPPotential, validate_hidden_units
+from tf_gradrnn import validation
+from tf_gradrnn.network_cell import ScalarNetworkCell
 from tf_gradrnn.scalar_gradient import ScalarGradient
 
 INTEGRATORS = ("leapfrog", "symplectic_euler")
 OBSERVATIONS = ("q", "qp")
-_HALF_PRECISION = ("float16", "bfloat16")
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
 
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
-class HamiltonianCell(keras.layers.Layer):
+class HamiltonianCell(ScalarNetworkCell):
     """An RNN cell whose state (q, p) follows Hamilton's equations for a learned scalar H.
 
         dq/dt = dH/dp (q, p, x_t),   dp/dt = -dH/dq (q, p, x_t)    q, p: (batch, d)
@@ -92,6 +85,10 @@ class HamiltonianCell(keras.layers.Layer):
         Hairer, Lubich, Wanner, "Geometric Numerical Integration", ch. VI.3.
     """
 
+    NETWORK_ARGUMENT = "hamiltonian"
+    STATE_NAMES = ("q", "p")
+    DEFAULT_NAME = "hamiltonian_cell"
+
     def __init__(
         self,
         coordinates: int,
@@ -107,41 +104,24 @@ class HamiltonianCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if self.dtype_policy.compute_dtype in _HALF_PRECISION:
-            raise ValueError(
-                f"HamiltonianCell does not support the dtype policy '{self.dtype_policy.name}': "
-                "its state is fed back at every step and half-precision round-off compounds. "
-                "Give this layer dtype='float32' (or 'float64')."
-            )
-        self.coordinates = _positive_int(coordinates, "coordinates")
-        self.hidden_units = validate_hidden_units(hidden_units)
+        validation.refuse_half_precision(
+            self, "its state is fed back at every step and half-precision round-off compounds."
+        )
+        self.coordinates = validation.positive_int(coordinates, "coordinates")
+        self.hidden_units = validation.positive_ints(hidden_units, "hidden_units")
         self.activation = keras.activations.get(activation)
-        number = isinstance(dt, (int, float)) and not isinstance(dt, bool)
-        if not (number and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a positive finite number, got {dt!r}.")
-        self.dt = float(dt)
-        if integrator not in INTEGRATORS:
-            raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}.")
-        self.integrator = integrator
-        self.substeps = _positive_int(substeps, "substeps")
-        self.implicit_iterations = _positive_int(implicit_iterations, "implicit_iterations")
+        self.dt = validation.positive_finite(dt, "dt")
+        self.integrator = validation.one_of(integrator, INTEGRATORS, "integrator")
+        self.substeps = validation.positive_int(substeps, "substeps")
+        self.implicit_iterations = validation.positive_int(
+            implicit_iterations, "implicit_iterations"
+        )
         self.control = bool(control)
-        if observe not in OBSERVATIONS:
-            raise ValueError(f"observe must be one of {OBSERVATIONS}, got {observe!r}.")
-        self.observe = observe
-        self.user_hamiltonian = hamiltonian is not None
-        if hamiltonian is None:
-            hamiltonian = MLPPotential(
-                self.hidden_units, self.activation, dtype=self.dtype_policy, name="hamiltonian"
-            )
-        elif not isinstance(hamiltonian, keras.layers.Layer):
-            raise TypeError(
-                f"hamiltonian must be a Keras layer or model, got {type(hamiltonian).__name__}."
-            )
-        self.hamiltonian = hamiltonian
+        self.observe = validation.one_of(observe, OBSERVATIONS, "observe")
+        self.hamiltonian = self._scalar_network(hamiltonian, self.hidden_units, self.activation)
         # (q, p) come first in H's input, so the gradient columns do not depend on features.
         self.hamiltonian_gradient = ScalarGradient(
-            hamiltonian,
+            self.hamiltonian,
             wrt=list(range(2 * self.coordinates)),
             dtype=self.dtype_policy,
             name="hamiltonian_gradient",
@@ -152,14 +132,7 @@ class HamiltonianCell(keras.layers.Layer):
         self.output_size = d if observe == "q" else 2 * d
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 2 or input_shape[-1] is None:
-            raise ValueError(
-                "HamiltonianCell expects inputs of shape (batch, features) with a known "
-                f"feature size; got shape {input_shape}. A HamiltonianRNN layer expects "
-                "(batch, time, features)."
-            )
-        self.features = input_shape[-1]
+        super().build(input_shape)
         width = 2 * self.coordinates + (self.features if self.control else 0)
         self.hamiltonian_gradient.build((input_shape[0], width))
 
@@ -189,54 +162,27 @@ class HamiltonianCell(keras.layers.Layer):
         _, h_p = self._grad_h(q, p_next, inputs, training)
         return q + h * h_p, p_next
 
-    def call(self, inputs, states, training=None):
-        if not isinstance(states, (list, tuple)) or len(states) != 2:
-            raise ValueError(
-                f"HamiltonianCell expects states [q, p], two tensors of shape (batch, "
-                f"{self.coordinates}); got {type(states).__name__}."
-            )
-        q, p = states
-        dtype = tf.as_dtype(inputs.dtype)
-        if not dtype.is_floating:
-            raise TypeError(
-                f"HamiltonianCell inputs must be floating point, got dtype {dtype.name}. "
-                "Cast them, e.g. x.astype('float32')."
-            )
-        if inputs.shape[-1] != self.features:
-            raise ValueError(
-                f"HamiltonianCell was built for {self.features} input features, got inputs "
-                f"of shape {tuple(inputs.shape)}."
-            )
-        for name, state in (("q", q), ("p", p)):
-            shape = tuple(state.shape)
-            if len(shape) != 2 or shape[-1] != self.coordinates:
-                raise ValueError(
-                    f"HamiltonianCell expects the state {name} of shape (batch, "
-                    f"{self.coordinates}), got {shape}."
-                )
-        # A stateful RNN hands its state over as Keras variables; users may pass NumPy.
-        q, p = tf.cast(q, self.compute_dtype), tf.cast(p, self.compute_dtype)
-        step = self._leapfrog if self.integrator == "leapfrog" else self._symplectic_euler
+    def step_function(self, training=None):
+        """The cell's step, `step(x, [q, p]) -> (y, [q_next, p_next])`: `substeps`
+        integrator steps of size `dt / substeps`, for `call`, the layer's loop and export."""
+        integrate = self._leapfrog if self.integrator == "leapfrog" else self._symplectic_euler
         h = self.dt / self.substeps
-        for _ in range(self.substeps):
-            q, p = step(q, p, inputs, h, training)
-        y = q if self.observe == "q" else tf.concat([q, p], axis=-1)
-        return y, [q, p]
 
-    def get_initial_state(self, batch_size=None):
-        zeros = keras.ops.zeros((batch_size, self.coordinates), dtype=self.compute_dtype)
-        return [zeros, zeros]
+        def step(x, states):
+            q, p = states
+            for _ in range(self.substeps):
+                q, p = integrate(q, p, x, h, training)
+            y = q if self.observe == "q" else tf.concat([q, p], axis=-1)
+            return y, [q, p]
+
+        return step
 
     def get_config(self):
-        hamiltonian = None
-        if self.user_hamiltonian:
-            hamiltonian = keras.saving.serialize_keras_object(self.hamiltonian)
         return {
             **super().get_config(),
             "coordinates": self.coordinates,
             "hidden_units": list(self.hidden_units),
             "activation": keras.activations.serialize(self.activation),
-            "hamiltonian": hamiltonian,
             "dt": self.dt,
             "integrator": self.integrator,
             "substeps": self.substeps,
@@ -244,10 +190,3 @@ class HamiltonianCell(keras.layers.Layer):
             "control": self.control,
             "observe": self.observe,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("hamiltonian") is not None:
-            config["hamiltonian"] = keras.saving.deserialize_keras_object(config["hamiltonian"])
-        return cls(**config)

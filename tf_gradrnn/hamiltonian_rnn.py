@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
 
 from tf_gradrnn.cell_rnn import CellRNN
 from tf_gradrnn.hamiltonian_cell import HamiltonianCell
@@ -21,7 +20,9 @@ class HamiltonianRNN(CellRNN):
     `go_backwards`, `stateful` and `unroll` work as for any Keras RNN. The initial state
     `[q_0, p_0]` is zero unless given; `y_t` is the state after step t, so `y_1` is already one
     step of `dt` past `(q_0, p_0)`. Training with `model.fit` on observed trajectories
-    differentiates through every gradient of H (second order).
+    differentiates through every gradient of H (second order). Every cell argument is also a
+    read-only attribute (`layer.dt`, `layer.hamiltonian`, ...), and `layer.run_with_states(x)`
+    returns every output and the states `[q_t, p_t]` of every step (see `CellRNN`).
 
     Args:
         coordinates: d, the number of coordinates q and of momenta p.
@@ -60,6 +61,7 @@ class HamiltonianRNN(CellRNN):
         Chen, Zhang, Arjovsky, Bottou, "Symplectic Recurrent Neural Networks", ICLR 2020.
     """
 
+    CELL_CLASS = HamiltonianCell
     CELL_ARGUMENTS = (
         "coordinates",
         "hidden_units",
@@ -72,7 +74,6 @@ class HamiltonianRNN(CellRNN):
         "control",
         "observe",
     )
-    NETWORK_ARGUMENTS = ("hamiltonian",)
 
     def __init__(
         self,
@@ -93,24 +94,19 @@ class HamiltonianRNN(CellRNN):
         unroll: bool = False,
         **kwargs,
     ):
-        kwargs.pop("cell", None)
-        cell = HamiltonianCell(
-            coordinates,
-            hidden_units=hidden_units,
-            activation=activation,
-            hamiltonian=hamiltonian,
-            dt=dt,
-            integrator=integrator,
-            substeps=substeps,
-            implicit_iterations=implicit_iterations,
-            control=control,
-            observe=observe,
-            dtype=kwargs.get("dtype"),
-            trainable=kwargs.get("trainable", True),
-            name="hamiltonian_cell",
-        )
         super().__init__(
-            cell,
+            {
+                "coordinates": coordinates,
+                "hidden_units": hidden_units,
+                "activation": activation,
+                "hamiltonian": hamiltonian,
+                "dt": dt,
+                "integrator": integrator,
+                "substeps": substeps,
+                "implicit_iterations": implicit_iterations,
+                "control": control,
+                "observe": observe,
+            },
             return_sequences=return_sequences,
             return_state=return_state,
             go_backwards=go_backwards,
@@ -118,34 +114,3 @@ class HamiltonianRNN(CellRNN):
             unroll=unroll,
             **kwargs,
         )
-        self.input_spec = keras.layers.InputSpec(ndim=3)
-
-    @property
-    def coordinates(self) -> int:
-        return self.cell.coordinates
-
-    @property
-    def hamiltonian(self) -> keras.layers.Layer:
-        return self.cell.hamiltonian
-
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        dtype = tf.as_dtype(sequences.dtype)
-        if not dtype.is_floating:
-            raise TypeError(
-                f"HamiltonianRNN inputs must be floating point, got dtype {dtype.name}. "
-                "Cast them, e.g. x.astype('float32')."
-            )
-        if initial_state is not None:
-            if not isinstance(initial_state, (list, tuple)) or len(initial_state) != 2:
-                raise ValueError(
-                    "HamiltonianRNN initial_state must be a list [q0, p0] of two tensors of "
-                    f"shape (batch, {self.coordinates}), got {initial_state!r}."
-                )
-            for name, state in zip(("q0", "p0"), initial_state, strict=True):
-                shape = tuple(state.shape)
-                if len(shape) != 2 or shape[-1] != self.coordinates:
-                    raise ValueError(
-                        f"HamiltonianRNN initial_state {name} must have shape (batch, "
-                        f"{self.coordinates}), got {shape}."
-                    )
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)

@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tf_gradrnn._keras_internals import keras_mask
+
 
 @keras.saving.register_keras_serializable(package="tf_gradrnn")
 class MaskedMeanSquaredError(keras.losses.Loss):
@@ -64,7 +66,7 @@ class MaskedMeanSquaredError(keras.losses.Loss):
                 y_true = ops.expand_dims(y_true, -1)
             elif len(y_true.shape) == len(y_pred.shape) + 1 and y_true.shape[-1] == 1:
                 y_true = ops.squeeze(y_true, -1)
-            mask = getattr(y_pred, "_keras_mask", None)  # Keras' mask of the outputs
+            mask = keras_mask(y_pred)
             errors = self.call(y_true, y_pred)
             weights = []
             if sample_weight is not None:

@@ -6,6 +6,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from tf_gradrnn import validation
+
 
 def _softplus_derivative(a):
     # a = log(1 + e^z), so sigmoid(z) = 1 - e^(-a).
@@ -20,23 +22,6 @@ _BACKPROP: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
     "softplus": lambda a, upstream: upstream * _softplus_derivative(a),
     "linear": lambda a, upstream: upstream,
 }
-
-
-def validate_hidden_units(hidden_units: Sequence[int]) -> tuple[int, ...]:
-    """Returns `hidden_units` as a tuple of positive ints, or raises ValueError."""
-    if isinstance(hidden_units, int):
-        hidden_units = (hidden_units,)
-    units = tuple(hidden_units)
-    if not units:
-        raise ValueError(
-            "hidden_units must name at least one hidden layer, got an empty sequence ()."
-        )
-    for u in units:
-        if isinstance(u, bool) or not isinstance(u, int) or u <= 0:
-            raise ValueError(
-                f"hidden_units must be positive integers, got {u!r} in {hidden_units!r}."
-            )
-    return units
 
 
 class ClosedForm(NamedTuple):
@@ -97,7 +82,7 @@ class MLPPotential(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.hidden_units = validate_hidden_units(hidden_units)
+        self.hidden_units = validation.positive_ints(hidden_units, "hidden_units")
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -140,18 +125,17 @@ class MLPPotential(keras.layers.Layer):
     def closed_form_gradient(self, features: int, weights: Sequence | None = None):
         """Splits F(x, h) at column `features` of its input into two functions.
 
-            project(x) = x W_1[:features] + b_1           x: (..., features) -> p: (..., u_1)
+            project(x) = x W_1[:features] + b_1           x: (batch, features) -> p: (batch, u_1)
             value_and_gradient(p, h) = (F, dF/dh) at z = [x, h] with p = project(x)
                                           p: (batch, u_1), h: (batch, m) -> (batch,), (batch, m)
 
         where m = n - features is the size of the state part of z.
 
-        `project` is linear in x, so it can be applied to a whole sequence in one matmul
-        (`GradientRNN` does not: per step was measured faster). The weights are read when
-        this method is called, or
-        taken from `weights`: tensors in `get_weights()` order, for code that must pass them
-        explicitly (a `tf.recompute_grad` function inside a loop differentiates its arguments,
-        not the variables it reads).
+        `GradientRNNCell` applies `project` at every step: projecting a whole sequence in one
+        matmul before the loop was measured slower. The weights are read when this method is
+        called, or taken from `weights`: tensors in `get_weights()` order, for code that must
+        pass them explicitly (a `tf.recompute_grad` function inside a loop differentiates its
+        arguments, not the variables it reads).
 
         Returns:
             `ClosedForm(project, value_and_gradient)`.
@@ -180,11 +164,7 @@ class MLPPotential(keras.layers.Layer):
         activation = self.activation
 
         def project(x):
-            if x.shape.rank == 2:
-                return tf.matmul(x, w_x) + b_1
-            flat = tf.reshape(x, [-1, features])
-            projected = tf.matmul(flat, w_x) + b_1
-            return tf.reshape(projected, tf.concat([tf.shape(x)[:-1], [-1]], axis=0))
+            return tf.matmul(x, w_x) + b_1
 
         def value_and_gradient(projected, h):
             a = activation(projected + tf.matmul(h, w_h))

@@ -11,6 +11,8 @@ from typing import NoReturn
 import keras
 import tensorflow as tf
 
+from tf_gradrnn._keras_internals import flatten_layers
+
 # Layers whose output for one sample depends on other samples of the batch. The batch-sum
 # trick behind the per-sample gradient (see `value_and_gradient`) is wrong for them.
 _SAMPLE_MIXING_LAYERS = (keras.layers.BatchNormalization,)
@@ -70,7 +72,7 @@ def per_sample_scalar(f, name: str = "potential", owner: str | None = None, wrt=
 
 def check_per_sample(network: keras.layers.Layer, name: str = "network", owner=None) -> None:
     """Raises ValueError if `network` holds a layer known to mix the samples of a batch."""
-    for layer in network._flatten_layers(include_self=True, recursive=True):
+    for layer in flatten_layers(network):
         if isinstance(layer, _SAMPLE_MIXING_LAYERS):
             _fail(
                 owner,

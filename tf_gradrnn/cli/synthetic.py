@@ -55,12 +55,5 @@ def teacher_sequences(
     teacher = make_teacher(features, units, hidden_units, seed)
     x = np.random.default_rng(seed + 1).standard_normal((n, steps, features))
     x = x.astype(keras.config.floatx())
-    # Step the cell by hand to keep every state h_t, not only the last one.
-    ys, hs = [], []
-    h = np.zeros((n, units), x.dtype)
-    for t in range(steps):
-        y_t, (h,) = teacher.cell(x[:, t], [h])
-        h = np.asarray(h)
-        ys.append(np.asarray(y_t)[:, 0])
-        hs.append(h)
-    return TeacherData(x, np.stack(ys, 1), np.stack(hs, 1), teacher)
+    y, (h,) = teacher.run_with_states(x)  # every state h_t, not only the last one
+    return TeacherData(x, np.asarray(y)[..., 0], np.asarray(h), teacher)

@@ -35,6 +35,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tf_gradrnn._keras_internals import flatten_layers
 from tf_gradrnn.gradient_rnn import GradientRNN
 from tf_gradrnn.serving import versions
 from tf_gradrnn.serving import warmup as warmup_lib
@@ -63,9 +64,9 @@ def _sole_gradient_rnn(model) -> GradientRNN:
         raise TypeError(
             f"expected a GradientRNN layer or a Keras model, got {type(model).__name__}."
         )
-    layers = list(model._flatten_layers(include_self=False, recursive=True))
+    layers = flatten_layers(model, include_self=False)
     found = [layer for layer in layers if isinstance(layer, GradientRNN)]
-    inside = {id(inner) for rnn in found for inner in rnn._flatten_layers()}
+    inside = {id(inner) for rnn in found for inner in flatten_layers(rnn)}
     others = [
         layer
         for layer in layers
@@ -87,33 +88,14 @@ def _sole_gradient_rnn(model) -> GradientRNN:
 
 
 def run_sequence(layer: GradientRNN, x: tf.Tensor, h0: tf.Tensor):
-    """Runs `layer`'s cell over `x: (batch, time, F)` from `h0: (batch, H)`.
+    """Runs `layer` over `x: (batch, time, F)` from `h0: (batch, H)`.
 
     Returns `y: (batch, time)`, `h: (batch, H)` (the last state, `h0` when time is 0) and
     `h_seq: (batch, time, H)`, in the layer's processing order.
     """
-    steps = tf.shape(x)[1]
-    xs = tf.transpose(x, [1, 0, 2])
-    if layer.go_backwards:
-        xs = tf.reverse(xs, axis=[0])
-    ys = tf.TensorArray(x.dtype, size=steps)
-    hs = tf.TensorArray(x.dtype, size=steps, element_shape=h0.shape)
-
-    def body(t, h, ys, hs):
-        y, (h_next,) = layer.cell(xs[t], [h], training=False)
-        return t + 1, h_next, ys.write(t, y[:, 0]), hs.write(t, h_next)
-
-    _, h, ys, hs = tf.while_loop(
-        lambda t, *_: t < steps, body, (tf.constant(0), h0, ys, hs), parallel_iterations=1
-    )
-    batch = tf.shape(x)[0]
-    # Stacking an empty TensorArray with an unknown batch size fails, hence the cond.
-    y, h_seq = tf.cond(
-        steps > 0,
-        lambda: (tf.transpose(ys.stack()), tf.transpose(hs.stack(), [1, 0, 2])),
-        lambda: (tf.zeros([batch, 0], x.dtype), tf.zeros([batch, 0, layer.units], x.dtype)),
-    )
-    return y, h, h_seq
+    y, (h_seq,) = layer.run_with_states(x, initial_state=h0)
+    h = tf.concat([h0[:, None], h_seq], axis=1)[:, -1]  # also right for 0 steps
+    return y[..., 0], h, h_seq
 
 
 def _endpoints(layer: GradientRNN, jit_compile: bool, feature_names: list[str] | None):

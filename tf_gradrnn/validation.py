@@ -1,0 +1,109 @@
+"""Argument checks shared by the package's layers: each raises with a message naming the argument,
+the value and what was expected.
+
+Numbers may be Python or NumPy scalars (`np.int64(4)`, `np.float32(0.1)`, the elements of a NumPy
+array); booleans are refused where a number is expected, although Python counts them as ints.
+"""
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+_HALF_PRECISION = ("float16", "bfloat16")
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def positive_int(value, name: str) -> int:
+    """Returns `value` as an int if it is a positive integer, or raises ValueError."""
+    if _is_bool(value) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def positive_ints(values: int | Sequence[int], name: str) -> tuple[int, ...]:
+    """Returns `values` (one int, or a non-empty sequence or 1-D array of them) as a tuple of
+    positive ints, or raises ValueError."""
+    if isinstance(values, numbers.Integral) and not _is_bool(values):
+        values = (values,)
+    try:
+        items = tuple(values)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be a sequence of positive integers, got {values!r}."
+        ) from None
+    if not items:
+        raise ValueError(f"{name} must name at least one hidden layer, got an empty sequence ().")
+    for item in items:
+        if _is_bool(item) or not isinstance(item, numbers.Integral) or item <= 0:
+            raise ValueError(f"{name} must be positive integers, got {item!r} in {values!r}.")
+    return tuple(int(item) for item in items)
+
+
+def positive_finite(value, name: str) -> float:
+    """Returns `value` as a float if it is a positive finite real number, or raises ValueError."""
+    if (
+        _is_bool(value)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+    return float(value)
+
+
+def one_of(value, choices: Sequence, name: str):
+    """Returns `value` if it is one of `choices`, or raises ValueError."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}.")
+    return value
+
+
+def normal_range(value: float, dtype: str, name: str) -> float:
+    """Returns `value` if it lies in `dtype`'s range of normal numbers, or raises ValueError.
+
+    A positive float below that range rounds to a subnormal or to 0 in `dtype` (dividing by
+    it gives Inf, and NaN gradients); one above it rounds to Inf.
+    """
+    info = np.finfo(dtype)
+    low, high = float(info.tiny), float(info.max)
+    if not low <= value <= high:
+        raise ValueError(
+            f"{name} must lie in {dtype}'s range of normal numbers [{low:.3g}, {high:.3g}] to "
+            f"be used in {dtype} computations, got {value!r}."
+        )
+    return value
+
+
+def refuse_half_precision(layer: keras.layers.Layer, why: str) -> None:
+    """Raises ValueError if `layer` computes in float16 or bfloat16, saying `why` not."""
+    if layer.dtype_policy.compute_dtype in _HALF_PRECISION:
+        raise ValueError(
+            f"{type(layer).__name__} does not support the dtype policy "
+            f"'{layer.dtype_policy.name}': {why} Give this layer dtype='float32' (or "
+            "'float64') inside a mixed-precision model."
+        )
+
+
+def network(value, name: str) -> keras.layers.Layer:
+    """Returns `value` if it is a Keras layer or model, or raises TypeError."""
+    if not isinstance(value, keras.layers.Layer):
+        raise TypeError(f"{name} must be a Keras layer or model, got {type(value).__name__}.")
+    return value
+
+
+def float_tensor(tensor, owner: str, what: str = "inputs") -> None:
+    """Raises TypeError unless `tensor` (a tensor or array) has a floating-point dtype. The
+    message starts with `owner` (the class) and `what` (which argument)."""
+    dtype = tf.as_dtype(tensor.dtype)
+    if not dtype.is_floating:
+        raise TypeError(
+            f"{owner} {what} must be floating point, got dtype {dtype.name}. Cast them, e.g. "
+            "x.astype('float32')."
+        )
