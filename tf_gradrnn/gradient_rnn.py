@@ -57,7 +57,12 @@ class GradientRNN(CellRNN):
     Call arguments:
         sequences: `(batch, time, features)` floating-point tensor.
         initial_state: optional `(batch, units)` tensor (or a one-element list of it).
-        mask: optional `(batch, time)` boolean tensor; masked steps keep the previous state.
+        mask: optional `(batch, time)` boolean tensor; by default the Keras mask of
+            `sequences` (from `keras.layers.Masking`, say), also with `initial_state=`. A
+            masked step keeps the previous state (`initial_state` before the first real
+            step) and outputs the last real step's `y`, zeros before the first real step
+            (Keras' convention; with `zero_output_for_mask=True`, which `Bidirectional` sets
+            for `return_sequences`, every masked step outputs zeros).
         training: passed to the potential.
 
     Returns:

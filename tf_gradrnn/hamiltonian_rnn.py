@@ -44,7 +44,10 @@ class HamiltonianRNN(CellRNN):
     Call arguments:
         sequences: `(batch, time, features)` floating-point tensor.
         initial_state: optional `[q_0, p_0]`, each `(batch, d)`.
-        mask: optional `(batch, time)` boolean tensor; masked steps keep the state.
+        mask: optional `(batch, time)` boolean tensor; by default the Keras mask of
+            `sequences`, also with `initial_state=`. A masked step keeps the state `(q, p)`
+            and outputs the last real step's `y`, zeros before the first real step (with
+            `zero_output_for_mask=True`, every masked step outputs zeros), as `GradientRNN`.
         training: passed to H.
 
     Returns:

@@ -86,6 +86,12 @@ class ScalarNetworkCell(keras.layers.Layer):
                 raise ValueError(
                     f"{name} expects the state {state_name} of shape (batch, {size}), got {shape}."
                 )
+            if None not in (shape[0], inputs.shape[0]) and shape[0] != inputs.shape[0]:
+                # The step would broadcast a batch-1 state over the batch, silently.
+                raise ValueError(
+                    f"{name} state {state_name} has batch size {shape[0]} but the inputs have "
+                    f"batch size {inputs.shape[0]}; give one state per sample."
+                )
         # A stateful layer hands its state over as Keras variables; users may pass NumPy.
         return [tf.cast(state, self.compute_dtype) for state in states]
 
