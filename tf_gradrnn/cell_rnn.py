@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf_gradrnn import validation
-from tf_gradrnn._keras_internals import keras_mask, rnn
+from tf_gradrnn._keras_internals import autocast_scope, keras_mask, rnn
 from tf_gradrnn.network_cell import ScalarNetworkCell, restore_network
 
 
@@ -61,15 +61,24 @@ class CellRNN(keras.layers.RNN):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         validation.float_tensor(sequences, type(self).__name__)
         mask = self._checked_mask(sequences, mask)
+        # Under a mixed policy the cell computes in float32 (see ScalarNetworkCell), and
+        # Keras' RNN casts the outputs back to this layer's compute dtype.
+        sequences = tf.cast(sequences, self.cell.compute_dtype)
         if initial_state is not None:
             initial_state = self._checked_initial_state(sequences, initial_state)
         if sequences.shape[1] == 0:
             if not self.return_sequences:
                 raise self._no_last_output()
-            states = self._initial_state(sequences, initial_state)
+            states = [
+                tf.cast(s, self.compute_dtype)
+                for s in self._initial_state(sequences, initial_state)
+            ]
             outputs = self._no_outputs(sequences)
             return (outputs, *states) if self.return_state else outputs
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        with autocast_scope(self.cell.compute_dtype):
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         return self._loop(sequences, initial_state, mask, training, self.return_sequences)
@@ -108,7 +117,7 @@ class CellRNN(keras.layers.RNN):
         mask = keras_mask(sequences) if mask is None else mask
         sequences = tf.convert_to_tensor(sequences)
         validation.float_tensor(sequences, type(self).__name__)
-        sequences = tf.cast(sequences, self.compute_dtype)
+        sequences = tf.cast(sequences, self.cell.compute_dtype)
         if not self.built:
             self.build(sequences.shape)
         features = self.input_spec.axes[-1]
@@ -119,11 +128,8 @@ class CellRNN(keras.layers.RNN):
             )
         if initial_state is not None:
             initial_state = self._checked_initial_state(sequences, initial_state)
-        initial_state = [
-            tf.cast(s, self.compute_dtype) for s in self._initial_state(sequences, initial_state)
-        ]
+        initial_state = self._initial_state(sequences, initial_state)
         mask = self._checked_mask(sequences, mask)
-        step = self.cell.step_function(training=training)
 
         def step_and_states(x, states):
             # The states ride along as outputs: Keras' loop keeps every output.
@@ -145,22 +151,26 @@ class CellRNN(keras.layers.RNN):
 
         sizes = [self.cell.output_size, *self.state_size]
         if sequences.shape[1] == 0:
-            outputs = tf.zeros([tf.shape(sequences)[0], 0, sum(sizes)], self.compute_dtype)
+            outputs = tf.zeros([tf.shape(sequences)[0], 0, sum(sizes)], sequences.dtype)
         else:
-            _, outputs, _ = self._loop(sequences, initial_state, mask, training, True, loop)
+            with autocast_scope(self.cell.compute_dtype):
+                step = self.cell.step_function(training=training)
+                _, outputs, _ = self._loop(sequences, initial_state, mask, training, True, loop)
         outputs, *states = tf.split(outputs, sizes, axis=-1)
-        if mask is None:
-            return outputs, states
-        if self.go_backwards:
-            mask = tf.reverse(mask, axis=[1])
-        if self.zero_output_for_mask:
-            outputs = tf.where(mask[..., None], outputs, tf.zeros_like(outputs))
-        # Before the first unmasked step, Keras' loop gives zeros, not the initial state.
-        started = (tf.cumsum(tf.cast(mask, tf.int32), axis=1) > 0)[..., None]
-        states = [
-            tf.where(started, s, s0[:, None]) for s, s0 in zip(states, initial_state, strict=True)
+        if mask is not None:
+            if self.go_backwards:
+                mask = tf.reverse(mask, axis=[1])
+            if self.zero_output_for_mask:
+                outputs = tf.where(mask[..., None], outputs, tf.zeros_like(outputs))
+            # Before the first unmasked step, Keras' loop gives zeros, not the initial state.
+            started = (tf.cumsum(tf.cast(mask, tf.int32), axis=1) > 0)[..., None]
+            states = [
+                tf.where(started, s, s0[:, None])
+                for s, s0 in zip(states, initial_state, strict=True)
+            ]
+        return tf.cast(outputs, self.compute_dtype), [
+            tf.cast(s, self.compute_dtype) for s in states
         ]
-        return outputs, states
 
     def _loop(self, sequences, initial_state, mask, training, return_all, loop=None):
         """`loop` (by default `_time_loop`) over `sequences`; when the number of steps is only
@@ -235,7 +245,7 @@ class CellRNN(keras.layers.RNN):
     def _initial_state(self, sequences, initial_state):
         """`initial_state`, or the default: a stateful layer's state, else zeros."""
         if initial_state is not None:
-            return [tf.cast(s, self.compute_dtype) for s in initial_state]
+            return [tf.cast(s, self.cell.compute_dtype) for s in initial_state]
         if self.stateful:
             return [tf.convert_to_tensor(s) for s in self.states]
         return self.get_initial_state(tf.shape(sequences)[0])

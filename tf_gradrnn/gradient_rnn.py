@@ -53,6 +53,9 @@ class GradientRNN(CellRNN):
         unroll: unroll the time loop (short sequences only).
         **kwargs: base `keras.layers.RNN` / `Layer` arguments (`name`, `dtype`,
             `zero_output_for_mask`, ...).
+            Under a mixed `dtype` (`"mixed_float16"`, `"mixed_bfloat16"`) the variables and
+            the cell's computation are float32 and the outputs come in the compute dtype, as
+            for Keras' own RNN layers.
 
     Call arguments:
         sequences: `(batch, time, features)` floating-point tensor.

@@ -40,6 +40,9 @@ class HamiltonianRNN(CellRNN):
         return_state: also return the final `q_T`, `p_T`.
         go_backwards, stateful, unroll: as for `keras.layers.RNN`.
         **kwargs: base `keras.layers.RNN` / `Layer` arguments (`name`, `dtype`, ...).
+            Under a mixed `dtype` (`"mixed_float16"`, `"mixed_bfloat16"`) the variables and
+            the cell's computation are float32 and the outputs come in the compute dtype, as
+            for Keras' own RNN layers.
 
     Call arguments:
         sequences: `(batch, time, features)` floating-point tensor.

@@ -32,6 +32,15 @@ class ScalarNetworkCell(keras.layers.Layer):
     STATE_NAMES: tuple[str, ...]
     DEFAULT_NAME: str  # the name a recurrent layer gives its cell
 
+    def __init__(self, **kwargs):
+        # A mixed policy (float32 variables, half-precision compute) makes the cell compute
+        # in float32: its state is fed back at every step, where half-precision round-off
+        # compounds. Keras' RNN casts a float32 cell's outputs to its own compute dtype.
+        policy = keras.dtype_policies.get(kwargs.get("dtype"))
+        if validation.is_mixed_half_precision(policy):
+            kwargs["dtype"] = policy.variable_dtype
+        super().__init__(**kwargs)
+
     def _scalar_network(self, network, hidden_units, activation) -> keras.layers.Layer:
         """`network` after checks, or the built-in `MLPPotential(hidden_units, activation)`."""
         name = self.NETWORK_ARGUMENT

@@ -81,13 +81,18 @@ def normal_range(value: float, dtype: str, name: str) -> float:
     return value
 
 
+def is_mixed_half_precision(policy) -> bool:
+    """Whether the dtype `policy` keeps variables in full precision and computes in half."""
+    return policy.compute_dtype in _HALF_PRECISION and policy.variable_dtype not in _HALF_PRECISION
+
+
 def refuse_half_precision(layer: keras.layers.Layer, why: str) -> None:
     """Raises ValueError if `layer` computes in float16 or bfloat16, saying `why` not."""
     if layer.dtype_policy.compute_dtype in _HALF_PRECISION:
         raise ValueError(
             f"{type(layer).__name__} does not support the dtype policy "
             f"'{layer.dtype_policy.name}': {why} Give this layer dtype='float32' (or "
-            "'float64') inside a mixed-precision model."
+            "'float64'), or a mixed policy such as 'mixed_float16'."
         )
 
 
