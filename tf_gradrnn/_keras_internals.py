@@ -26,3 +26,10 @@ def flatten_layers(layer: keras.layers.Layer, include_self: bool = True) -> list
 def keras_mask(tensor):
     """The mask Keras attached to a layer's output `tensor` (`_keras_mask`), or None."""
     return _backend.get_keras_mask(tensor)
+
+
+def autocast_scope(dtype: str):
+    """A context in which Keras variables read as `dtype` (Keras' `AutocastScope`, which
+    `Layer.__call__` enters under a mixed policy). A cell run by its recurrent layer's loop,
+    not through its own `__call__`, needs it to read its variables in its own dtype."""
+    return _backend.AutocastScope(dtype)

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tf_gradrnn import validation
-from tf_gradrnn._keras_internals import rnn
+from tf_gradrnn._keras_internals import autocast_scope, keras_mask, rnn
 from tf_gradrnn.network_cell import ScalarNetworkCell, restore_network
 
 
@@ -22,9 +22,10 @@ class CellRNN(keras.layers.RNN):
     Every call checks, once and before the time loop: floating-point `(batch, time, features)`
     inputs (`features` fixed at build), and an initial state of one `(batch, size)` tensor per
     entry of `cell.state_size`, floating point and with the inputs' batch size (asserted at
-    run time when a batch size is unknown while tracing). A sequence of 0 steps gives outputs
-    `(batch, 0, output_size)` and the initial state as the final state; it has no last output,
-    so with `return_sequences=False` it is an error.
+    run time when a batch size is unknown while tracing), and a `(batch, time)` mask, given or
+    else the inputs' Keras mask, whatever else the call passes. A sequence of 0 steps gives
+    outputs `(batch, 0, output_size)` and the initial state as the final state; it has no last
+    output, so with `return_sequences=False` it is an error.
     """
 
     CELL_CLASS: type[ScalarNetworkCell]
@@ -59,15 +60,25 @@ class CellRNN(keras.layers.RNN):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         validation.float_tensor(sequences, type(self).__name__)
+        mask = self._checked_mask(sequences, mask)
+        # Under a mixed policy the cell computes in float32 (see ScalarNetworkCell), and
+        # Keras' RNN casts the outputs back to this layer's compute dtype.
+        sequences = tf.cast(sequences, self.cell.compute_dtype)
         if initial_state is not None:
             initial_state = self._checked_initial_state(sequences, initial_state)
         if sequences.shape[1] == 0:
             if not self.return_sequences:
                 raise self._no_last_output()
-            states = self._initial_state(sequences, initial_state)
+            states = [
+                tf.cast(s, self.compute_dtype)
+                for s in self._initial_state(sequences, initial_state)
+            ]
             outputs = self._no_outputs(sequences)
             return (outputs, *states) if self.return_state else outputs
-        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+        with autocast_scope(self.cell.compute_dtype):
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         return self._loop(sequences, initial_state, mask, training, self.return_sequences)
@@ -103,9 +114,10 @@ class CellRNN(keras.layers.RNN):
         Returns:
             `(outputs, states)` as above, in the layer's compute dtype.
         """
+        mask = keras_mask(sequences) if mask is None else mask
         sequences = tf.convert_to_tensor(sequences)
         validation.float_tensor(sequences, type(self).__name__)
-        sequences = tf.cast(sequences, self.compute_dtype)
+        sequences = tf.cast(sequences, self.cell.compute_dtype)
         if not self.built:
             self.build(sequences.shape)
         features = self.input_spec.axes[-1]
@@ -116,12 +128,8 @@ class CellRNN(keras.layers.RNN):
             )
         if initial_state is not None:
             initial_state = self._checked_initial_state(sequences, initial_state)
-        initial_state = [
-            tf.cast(s, self.compute_dtype) for s in self._initial_state(sequences, initial_state)
-        ]
-        if mask is not None:
-            mask = tf.cast(mask, tf.bool)
-        step = self.cell.step_function(training=training)
+        initial_state = self._initial_state(sequences, initial_state)
+        mask = self._checked_mask(sequences, mask)
 
         def step_and_states(x, states):
             # The states ride along as outputs: Keras' loop keeps every output.
@@ -143,22 +151,26 @@ class CellRNN(keras.layers.RNN):
 
         sizes = [self.cell.output_size, *self.state_size]
         if sequences.shape[1] == 0:
-            outputs = tf.zeros([tf.shape(sequences)[0], 0, sum(sizes)], self.compute_dtype)
+            outputs = tf.zeros([tf.shape(sequences)[0], 0, sum(sizes)], sequences.dtype)
         else:
-            _, outputs, _ = self._loop(sequences, initial_state, mask, training, True, loop)
+            with autocast_scope(self.cell.compute_dtype):
+                step = self.cell.step_function(training=training)
+                _, outputs, _ = self._loop(sequences, initial_state, mask, training, True, loop)
         outputs, *states = tf.split(outputs, sizes, axis=-1)
-        if mask is None:
-            return outputs, states
-        if self.go_backwards:
-            mask = tf.reverse(mask, axis=[1])
-        if self.zero_output_for_mask:
-            outputs = tf.where(mask[..., None], outputs, tf.zeros_like(outputs))
-        # Before the first unmasked step, Keras' loop gives zeros, not the initial state.
-        started = (tf.cumsum(tf.cast(mask, tf.int32), axis=1) > 0)[..., None]
-        states = [
-            tf.where(started, s, s0[:, None]) for s, s0 in zip(states, initial_state, strict=True)
+        if mask is not None:
+            if self.go_backwards:
+                mask = tf.reverse(mask, axis=[1])
+            if self.zero_output_for_mask:
+                outputs = tf.where(mask[..., None], outputs, tf.zeros_like(outputs))
+            # Before the first unmasked step, Keras' loop gives zeros, not the initial state.
+            started = (tf.cumsum(tf.cast(mask, tf.int32), axis=1) > 0)[..., None]
+            states = [
+                tf.where(started, s, s0[:, None])
+                for s, s0 in zip(states, initial_state, strict=True)
+            ]
+        return tf.cast(outputs, self.compute_dtype), [
+            tf.cast(s, self.compute_dtype) for s in states
         ]
-        return outputs, states
 
     def _loop(self, sequences, initial_state, mask, training, return_all, loop=None):
         """`loop` (by default `_time_loop`) over `sequences`; when the number of steps is only
@@ -206,6 +218,18 @@ class CellRNN(keras.layers.RNN):
             return_all_outputs=return_all,
         )
 
+    def _checked_mask(self, sequences, mask):
+        """`mask`, or else the Keras mask of `sequences`, as a checked `(batch, time)` boolean
+        tensor; None if there is neither."""
+        if mask is None:
+            # Keras (3.15) fills `mask` in from the inputs' mask only for a call with a single
+            # tensor argument: with `initial_state=` it stays None, and a Masking layer's mask
+            # would be silently dropped (keras.layers.LSTM drops it so).
+            mask = keras_mask(sequences)
+        if mask is None:
+            return None
+        return validation.sequence_mask(mask, sequences, type(self).__name__)
+
     def _no_outputs(self, sequences):
         """The outputs of 0 steps: zeros of shape (batch, 0, output_size)."""
         shape = [tf.shape(sequences)[0], 0, self.cell.output_size]
@@ -221,54 +245,16 @@ class CellRNN(keras.layers.RNN):
     def _initial_state(self, sequences, initial_state):
         """`initial_state`, or the default: a stateful layer's state, else zeros."""
         if initial_state is not None:
-            return [tf.cast(s, self.compute_dtype) for s in initial_state]
+            return [tf.cast(s, self.cell.compute_dtype) for s in initial_state]
         if self.stateful:
             return [tf.convert_to_tensor(s) for s in self.states]
         return self.get_initial_state(tf.shape(sequences)[0])
 
     def _checked_initial_state(self, sequences, initial_state) -> list:
         """`initial_state` as a list of tensors, after checking it against `cell.state_size`."""
-        name, sizes = type(self).__name__, self.state_size
-        names = self.cell.STATE_NAMES
-        states = (
-            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        return validation.initial_states(
+            initial_state, sequences, type(self).__name__, self.cell.STATE_NAMES, self.state_size
         )
-        if len(states) != len(sizes):
-            shapes = ", ".join(f"(batch, {size})" for size in sizes)
-            expected = (
-                f"has one state, so initial_state must be one tensor {shapes}"
-                if len(sizes) == 1
-                else f"has {len(sizes)} states [{', '.join(names)}], so initial_state must be "
-                f"a list [{', '.join(n + '0' for n in names)}] of tensors {shapes}"
-            )
-            got = f"{len(states)} tensor" + ("" if len(states) == 1 else "s")
-            raise ValueError(f"{name} {expected}; got {got}.")
-        checked = []
-        for state_name, state, size in zip(names, states, sizes, strict=True):
-            what = "initial_state" if len(sizes) == 1 else f"initial_state {state_name}0"
-            state = tf.convert_to_tensor(state)
-            validation.float_tensor(state, name, what)
-            if state.shape.rank != 2 or state.shape[-1] != size:
-                raise ValueError(
-                    f"{name} {what} must have shape (batch, {size}), got {tuple(state.shape)}."
-                )
-            batch, state_batch = sequences.shape[0], state.shape[0]
-            if batch is not None and state_batch is not None:
-                if batch != state_batch:
-                    raise ValueError(
-                        f"{name} {what} has batch size {state_batch} but the inputs have batch "
-                        f"size {batch}; give one initial state per sequence."
-                    )
-            else:
-                same = tf.debugging.assert_equal(
-                    tf.shape(state)[0],
-                    tf.shape(sequences)[0],
-                    message=f"{name} {what} must have the batch size of the inputs",
-                )
-                with tf.control_dependencies([same]):
-                    state = tf.identity(state)
-            checked.append(state)
-        return checked
 
     def get_config(self):
         config = super().get_config()

@@ -53,11 +53,19 @@ class GradientRNN(CellRNN):
         unroll: unroll the time loop (short sequences only).
         **kwargs: base `keras.layers.RNN` / `Layer` arguments (`name`, `dtype`,
             `zero_output_for_mask`, ...).
+            Under a mixed `dtype` (`"mixed_float16"`, `"mixed_bfloat16"`) the variables and
+            the cell's computation are float32 and the outputs come in the compute dtype, as
+            for Keras' own RNN layers.
 
     Call arguments:
         sequences: `(batch, time, features)` floating-point tensor.
         initial_state: optional `(batch, units)` tensor (or a one-element list of it).
-        mask: optional `(batch, time)` boolean tensor; masked steps keep the previous state.
+        mask: optional `(batch, time)` boolean tensor; by default the Keras mask of
+            `sequences` (from `keras.layers.Masking`, say), also with `initial_state=`. A
+            masked step keeps the previous state (`initial_state` before the first real
+            step) and outputs the last real step's `y`, zeros before the first real step
+            (Keras' convention; with `zero_output_for_mask=True`, which `Bidirectional` sets
+            for `return_sequences`, every masked step outputs zeros).
         training: passed to the potential.
 
     Returns:

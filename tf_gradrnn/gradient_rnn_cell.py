@@ -42,8 +42,10 @@ class GradientRNNCell(ScalarNetworkCell):
     `call(inputs, states)`, `get_initial_state`); wrap it in `keras.layers.RNN`, or use
     `tf_gradrnn.GradientRNN`. The step itself is `step_function`, shared by `call`, the
     layer's time loop and export; `call` checks its arguments first, the layer checks its
-    inputs once per call. Half-precision compute dtypes are refused: the state is a gradient
-    fed back `T` times, where float16 round-off compounds.
+    inputs once per call. Under a mixed policy (`mixed_float16`, `mixed_bfloat16`) the cell
+    computes in float32, its variable dtype, and `keras.layers.RNN` returns its outputs in
+    the policy's compute dtype; pure `float16` / `bfloat16` are refused: the state is a
+    gradient fed back `T` times, where half-precision round-off compounds.
 
     Args:
         units: size of the state h, a positive int.

@@ -46,7 +46,8 @@ class HamiltonianCell(ScalarNetworkCell):
 
     This implements the Keras 3 RNN cell contract (`state_size = [d, d]`, `output_size`,
     `call(inputs, states)`, `get_initial_state`); wrap it in `keras.layers.RNN` or use
-    `tf_gradrnn.HamiltonianRNN`. Half-precision dtypes are refused (the state is fed back).
+    `tf_gradrnn.HamiltonianRNN`. Under a mixed policy the cell computes in float32 (the
+    state is fed back), as `GradientRNNCell`; pure half-precision policies are refused.
     There is no `second_order=False`: every output is a gradient of H, so with a constant
     gradient H would receive no training signal at all.
 

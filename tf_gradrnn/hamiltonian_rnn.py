@@ -40,11 +40,17 @@ class HamiltonianRNN(CellRNN):
         return_state: also return the final `q_T`, `p_T`.
         go_backwards, stateful, unroll: as for `keras.layers.RNN`.
         **kwargs: base `keras.layers.RNN` / `Layer` arguments (`name`, `dtype`, ...).
+            Under a mixed `dtype` (`"mixed_float16"`, `"mixed_bfloat16"`) the variables and
+            the cell's computation are float32 and the outputs come in the compute dtype, as
+            for Keras' own RNN layers.
 
     Call arguments:
         sequences: `(batch, time, features)` floating-point tensor.
         initial_state: optional `[q_0, p_0]`, each `(batch, d)`.
-        mask: optional `(batch, time)` boolean tensor; masked steps keep the state.
+        mask: optional `(batch, time)` boolean tensor; by default the Keras mask of
+            `sequences`, also with `initial_state=`. A masked step keeps the state `(q, p)`
+            and outputs the last real step's `y`, zeros before the first real step (with
+            `zero_output_for_mask=True`, every masked step outputs zeros), as `GradientRNN`.
         training: passed to H.
 
     Returns:

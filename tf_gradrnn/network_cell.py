@@ -32,6 +32,15 @@ class ScalarNetworkCell(keras.layers.Layer):
     STATE_NAMES: tuple[str, ...]
     DEFAULT_NAME: str  # the name a recurrent layer gives its cell
 
+    def __init__(self, **kwargs):
+        # A mixed policy (float32 variables, half-precision compute) makes the cell compute
+        # in float32: its state is fed back at every step, where half-precision round-off
+        # compounds. Keras' RNN casts a float32 cell's outputs to its own compute dtype.
+        policy = keras.dtype_policies.get(kwargs.get("dtype"))
+        if validation.is_mixed_half_precision(policy):
+            kwargs["dtype"] = policy.variable_dtype
+        super().__init__(**kwargs)
+
     def _scalar_network(self, network, hidden_units, activation) -> keras.layers.Layer:
         """`network` after checks, or the built-in `MLPPotential(hidden_units, activation)`."""
         name = self.NETWORK_ARGUMENT
@@ -85,6 +94,12 @@ class ScalarNetworkCell(keras.layers.Layer):
             if len(shape) != 2 or shape[-1] != size:
                 raise ValueError(
                     f"{name} expects the state {state_name} of shape (batch, {size}), got {shape}."
+                )
+            if None not in (shape[0], inputs.shape[0]) and shape[0] != inputs.shape[0]:
+                # The step would broadcast a batch-1 state over the batch, silently.
+                raise ValueError(
+                    f"{name} state {state_name} has batch size {shape[0]} but the inputs have "
+                    f"batch size {inputs.shape[0]}; give one state per sample."
                 )
         # A stateful layer hands its state over as Keras variables; users may pass NumPy.
         return [tf.cast(state, self.compute_dtype) for state in states]

@@ -81,13 +81,18 @@ def normal_range(value: float, dtype: str, name: str) -> float:
     return value
 
 
+def is_mixed_half_precision(policy) -> bool:
+    """Whether the dtype `policy` keeps variables in full precision and computes in half."""
+    return policy.compute_dtype in _HALF_PRECISION and policy.variable_dtype not in _HALF_PRECISION
+
+
 def refuse_half_precision(layer: keras.layers.Layer, why: str) -> None:
     """Raises ValueError if `layer` computes in float16 or bfloat16, saying `why` not."""
     if layer.dtype_policy.compute_dtype in _HALF_PRECISION:
         raise ValueError(
             f"{type(layer).__name__} does not support the dtype policy "
             f"'{layer.dtype_policy.name}': {why} Give this layer dtype='float32' (or "
-            "'float64') inside a mixed-precision model."
+            "'float64'), or a mixed policy such as 'mixed_float16'."
         )
 
 
@@ -107,3 +112,94 @@ def float_tensor(tensor, owner: str, what: str = "inputs") -> None:
             f"{owner} {what} must be floating point, got dtype {dtype.name}. Cast them, e.g. "
             "x.astype('float32')."
         )
+
+
+def sequence_mask(mask, sequences, owner: str):
+    """`mask` as a `(batch, time)` boolean tensor for `sequences: (batch, time, features)`.
+
+    Booleans and 0/1 numbers are accepted (nonzero is a real step). The shape must equal the
+    sequences' first two dimensions, without broadcasting: a `(1, time)` mask for a batch of
+    more sequences is a mistake, not a shared mask. Raises TypeError or ValueError naming the
+    mask and the expected shape when the shapes are known; when one is only known at run time
+    (a `tf.function` over unknown batch or time sizes), a run-time assertion checks it. XLA
+    (`jit_compile=True`) drops run-time assertions, so compiled code is not checked there.
+    """
+    mask = tf.convert_to_tensor(mask)
+    batch, steps = (
+        d if d is not None else name
+        for d, name in zip(sequences.shape[:2], ("batch", "time"), strict=True)
+    )
+    expected = f"(batch, time) = ({batch}, {steps})"
+    if not (mask.dtype.is_bool or mask.dtype.is_integer or mask.dtype.is_floating):
+        raise TypeError(
+            f"{owner} mask must be boolean (or 0/1 numbers) of shape {expected}, got dtype "
+            f"{mask.dtype.name}."
+        )
+    if mask.shape.rank != 2:
+        raise ValueError(
+            f"{owner} mask must have shape {expected}, one entry per time step of each "
+            f"sequence; got shape {tuple(mask.shape)}."
+        )
+    known = [
+        (m, s)
+        for m, s in zip(mask.shape, sequences.shape[:2], strict=True)
+        if m is not None and s is not None
+    ]
+    if any(m != s for m, s in known):
+        raise ValueError(
+            f"{owner} mask must have shape {expected}, one entry per time step of each "
+            f"sequence; got shape {tuple(mask.shape)}."
+        )
+    if len(known) < 2:
+        same = tf.debugging.assert_equal(
+            tf.shape(mask),
+            tf.shape(sequences)[:2],
+            message=f"{owner} mask must have the shape (batch, time) of the inputs",
+        )
+        with tf.control_dependencies([same]):
+            mask = tf.identity(mask)
+    return tf.cast(mask, tf.bool)
+
+
+def initial_states(initial_state, sequences, name: str, names, sizes) -> list:
+    """`initial_state` (one tensor, or a list of one per state) as a list of tensors, after
+    checking it against the states `names` of `sizes` and the batch size of `sequences`: one
+    floating-point `(batch, size)` tensor per state, asserted at run time when a batch size is
+    only known then. Raises with a message starting with `name` (the layer's class)."""
+    states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+    if len(states) != len(sizes):
+        shapes = ", ".join(f"(batch, {size})" for size in sizes)
+        expected = (
+            f"has one state, so initial_state must be one tensor {shapes}"
+            if len(sizes) == 1
+            else f"has {len(sizes)} states [{', '.join(names)}], so initial_state must be "
+            f"a list [{', '.join(n + '0' for n in names)}] of tensors {shapes}"
+        )
+        got = f"{len(states)} tensor" + ("" if len(states) == 1 else "s")
+        raise ValueError(f"{name} {expected}; got {got}.")
+    checked = []
+    for state_name, state, size in zip(names, states, sizes, strict=True):
+        what = "initial_state" if len(sizes) == 1 else f"initial_state {state_name}0"
+        state = tf.convert_to_tensor(state)
+        float_tensor(state, name, what)
+        if state.shape.rank != 2 or state.shape[-1] != size:
+            raise ValueError(
+                f"{name} {what} must have shape (batch, {size}), got {tuple(state.shape)}."
+            )
+        batch, state_batch = sequences.shape[0], state.shape[0]
+        if batch is not None and state_batch is not None:
+            if batch != state_batch:
+                raise ValueError(
+                    f"{name} {what} has batch size {state_batch} but the inputs have batch "
+                    f"size {batch}; give one initial state per sequence."
+                )
+        else:
+            same = tf.debugging.assert_equal(
+                tf.shape(state)[0],
+                tf.shape(sequences)[0],
+                message=f"{name} {what} must have the batch size of the inputs",
+            )
+            with tf.control_dependencies([same]):
+                state = tf.identity(state)
+        checked.append(state)
+    return checked
