@@ -43,14 +43,6 @@ def test_batch_normalization_in_potential_is_refused():
         tf_gradrnn.GradientRNN(4, potential=potential)
 
 
-def test_half_precision_policy_is_refused():
-    with pytest.raises(ValueError, match="mixed_float16"):
-        tf_gradrnn.GradientRNN(4, dtype="mixed_float16")
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    with pytest.raises(ValueError, match="mixed_bfloat16"):
-        tf_gradrnn.GradientRNNCell(4)
-
-
 def test_half_precision_model_can_hold_a_float32_layer():
     keras.config.set_dtype_policy("mixed_float16")
     layer = tf_gradrnn.GradientRNN(4, hidden_units=(5,), dtype="float32")

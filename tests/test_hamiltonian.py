@@ -389,11 +389,6 @@ def test_hamiltonian_must_be_a_layer():
         HamiltonianRNN(1, hamiltonian=lambda z: z)
 
 
-def test_half_precision_is_refused():
-    with pytest.raises(ValueError, match="mixed_float16"):
-        HamiltonianCell(1, dtype="mixed_float16")
-
-
 def test_batch_normalization_is_refused():
     network = keras.Sequential([keras.layers.BatchNormalization(), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="BatchNormalization.*mixes samples"):
