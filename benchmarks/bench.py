@@ -27,7 +27,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,26 +40,13 @@ import tensorflow as tf  # noqa: E402
 
 import tf_gradrnn  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from spec import LEARNING_RATE, SIZES, Size, initial_weights  # noqa: E402
+
 RESULT_PREFIX = "BENCH_RESULT "
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
-LEARNING_RATE = 1e-3
 
 
-@dataclass(frozen=True)
-class Size:
-    batch: int  # B
-    steps: int  # T
-    features: int  # D
-    units: int  # H, the state size
-    hidden: int  # U, the width of both hidden layers of F
-
-
-SIZES = {
-    "tiny": Size(batch=4, steps=5, features=3, units=4, hidden=8),
-    "small": Size(batch=32, steps=50, features=8, units=16, hidden=64),
-    "medium": Size(batch=128, steps=100, features=16, units=32, hidden=128),
-    "large": Size(batch=256, steps=200, features=32, units=64, hidden=256),
-}
 IMPLEMENTATIONS = {
     # key: (label, jit_compile)
     "naive": ("naive (tf.function, no XLA)", False),
@@ -125,19 +112,6 @@ class NaiveGradientCell(keras.layers.Layer):
                 z = layer(z)
             f = self.output_layer(z)
         return f, [tape.gradient(f, h)]
-
-
-def initial_weights(size: Size, seed: int = 0) -> list[np.ndarray]:
-    """Glorot-uniform kernels and zero biases (the package's default init), in the order
-    [W_1, b_1, W_2, b_2, w_out, b_out] that both implementations use."""
-    rng = np.random.default_rng(seed)
-    widths = [size.features + size.units, size.hidden, size.hidden, 1]
-    weights = []
-    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
-        weights.append(rng.uniform(-limit, limit, (fan_in, fan_out)).astype("float32"))
-        weights.append(np.zeros(fan_out, "float32"))
-    return weights
 
 
 def build_model(implementation: str, size: Size) -> keras.Model:
