@@ -20,6 +20,9 @@ is the time at T = 1 less one step. Rows:
   predict function        what predict_on_batch calls: a tf.function around the XLA one
   one XLA function        tf.function(model(x), jit_compile=True), nothing around it
   JAX infer               jax.jit of the forward pass (jax_peer, by hand)
+  chain tanh(h W_2)       the same loop in both: T steps of h <- tanh(h W_2), h: (B, U), in
+                          tf.function(jit_compile=True) (tf.while_loop) and jax.jit (fori_loop):
+                          the two XLA:CPU builds on identical work
 
 With --hlo DIR (instead of the timings), XLA dumps both frameworks' optimized HLO of the
 training step at the size's T into DIR, and the script sorts the top-level instructions of every
@@ -79,6 +82,18 @@ def calls_at(size: Size, batches: int) -> dict:
     peer = jax_peer.Model(weights, "by_hand")
     jx, jy = peer.as_input(x_np), peer.as_input(y_np)
 
+    steps = size.steps
+
+    @tf.function(jit_compile=True)
+    def tf_chain(h, w):
+        return tf.while_loop(lambda i, h: i < steps, lambda i, h: (i + 1, tf.tanh(h @ w)), (0, h))
+
+    jax_chain = jax.jit(lambda h, w: jax.lax.fori_loop(0, steps, lambda i, h: jnp.tanh(h @ w), h))
+    h_np = np.ones((size.batch, size.hidden), "float32")
+    w_np = weights[2] / 2
+    h_tf, w_tf = tf.constant(h_np), tf.constant(w_np)
+    h_jax, w_jax = jnp.asarray(h_np), jnp.asarray(w_np)
+
     def compiled_train_step():
         return keras_model.train_function(iter([(x, y, None)]))["loss"].numpy()
 
@@ -91,6 +106,8 @@ def calls_at(size: Size, batches: int) -> dict:
         "predict function": lambda: keras_model.predict_function([(x,)]).numpy(),
         "one XLA function": lambda: one_xla(x).numpy(),
         "JAX infer": lambda: peer.infer(jx),
+        "chain tanh(h W_2), TensorFlow XLA": lambda: tf_chain(h_tf, w_tf)[1].numpy(),
+        "chain tanh(h W_2), JAX": lambda: np.asarray(jax_chain(h_jax, w_jax)),
     }
 
 

@@ -2,7 +2,8 @@
 
 Run from the repository root (a full run takes tens of minutes on 2 CPU cores; --quick, seconds):
 
-    python benchmarks/bench.py                       # small, medium, large on CPU -> RESULTS.md
+    python benchmarks/bench.py                       # small, medium, large on CPU -> its
+                                                     # section of RESULTS.md (report.py)
     python benchmarks/bench.py --sizes small --reps 5 --output /tmp/RESULTS.md
     python benchmarks/bench.py --device gpu          # on '/GPU:0'
     python benchmarks/bench.py --quick               # tiny size, 3 reps, prints only
@@ -41,6 +42,7 @@ import tensorflow as tf  # noqa: E402
 import tf_gradrnn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_section  # noqa: E402
 from spec import LEARNING_RATE, SIZES, Size, initial_weights  # noqa: E402
 
 RESULT_PREFIX = "BENCH_RESULT "
@@ -338,9 +340,9 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         if not r["finite"]:
             notes.append(f"{name}: non-finite outputs or loss in the last repetition.")
     lines = [
-        "# tf_gradrnn benchmark",
+        "## tf_gradrnn against a naive Keras cell (`bench.py`)",
         "",
-        "## Machine",
+        "### Machine",
         "",
         f"- date: {machine['date']}",
         f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable)",
@@ -349,7 +351,7 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         "- versions: " + ", ".join(f"{k} {v}" for k, v in matmul["versions"].items()),
         f"- platform: {platform.platform()}",
         "",
-        "## Command",
+        "### Command",
         "",
         "```",
         command,
@@ -363,19 +365,19 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         "train = model.train_on_batch (forward, second-order backward, SGD update); "
         "infer = model.predict_on_batch.",
         "",
-        "## FLOP count",
+        "### FLOP count",
         "",
         "```",
         FLOP_FORMULA,
         "```",
         "",
-        "## Matmul reference",
+        "### Matmul reference",
         "",
         f"{matmul['n']}x{matmul['n']} @ {matmul['n']}x{matmul['n']} float32, median of "
         f"{matmul['reps']}: {matmul['median_ms']:.2f} ms (IQR "
         f"{matmul['q75_ms'] - matmul['q25_ms']:.2f} ms) = {matmul['gflops']:.1f} GFLOP/s",
         "",
-        "## Results",
+        "### Results",
         "",
         *results_table(results, matmul["gflops"]),
         "",
@@ -389,7 +391,7 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         "first call's outputs (infer) or first SGD weight update (train): the implementations "
         "compute the same thing. (best) marks the faster package configuration per case.",
         "",
-        "## Notes",
+        "### Notes",
         "",
         *([f"- {n}" for n in notes] or ["- none"]),
         "",
@@ -494,8 +496,7 @@ def main(argv=None) -> int:
     print()
     print(report)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
+        write_section(args.output, "bench.py", report)
         print(f"wrote {args.output}")
     return 0
 

@@ -17,10 +17,15 @@ call over `--batches` batches counts as that many. The table gives medians over 
 
 Variants (all from the weights and data of `spec.py`):
   tf_gradrnn XLA / no XLA      model.train_on_batch / predict_on_batch, jit_compile=True/False
+  tf_gradrnn XLA, own tf.function step
+                               the model in one tf.function(jit_compile=True) of our own: for
+                               train a custom step (tape, MSE, model.optimizer.apply), as a
+                               custom TensorFlow training loop would write it
   tf_gradrnn XLA, fit          model.fit / predict over a dataset of `--batches` batches,
                                jit_compile=True, steps_per_execution=`--batches`
   JAX autodiff / by hand       jax.jit of lax.scan, dF/dh by jax.vjp / written out
-  PyTorch autodiff / by hand   eager, autograd.grad(create_graph=True) / written out
+  PyTorch autodiff / by hand   eager, autograd.grad(create_graph=True) / written out; each
+                               also with 1 intra-op thread (`torch.set_num_threads(1)`)
 """
 
 import argparse
@@ -34,16 +39,20 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# PyTorch's OpenMP threads otherwise spin after each parallel region, taking the cores from
+# whichever variant runs next in this process (measured: up to 100x slower calls on a loaded
+# 2-core machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import equality  # noqa: E402
 import numpy as np  # noqa: E402
 import ours  # noqa: E402
+import report  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import timing  # noqa: E402
 from spec import SIZES, batch_data, initial_weights  # noqa: E402
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
-BEGIN, END = "<!-- compare.py: begin -->", "<!-- compare.py: end -->"
 MODES = ("train", "infer")
 
 
@@ -72,6 +81,11 @@ def variants(size, weights, batches: int) -> dict:
     result = {
         "tf_gradrnn XLA": (ours.Model(size, weights, jit_compile=True), 1, "tf_gradrnn"),
         "tf_gradrnn no XLA": (ours.Model(size, weights, jit_compile=False), 1, "tf_gradrnn"),
+        "tf_gradrnn XLA, own tf.function step": (
+            ours.Model(size, weights, jit_compile=True, own_function=True),
+            1,
+            "tf_gradrnn",
+        ),
         f"tf_gradrnn XLA, fit/predict, steps_per_execution={batches}": (
             Fit(size, weights, batches),
             batches,
@@ -82,6 +96,9 @@ def variants(size, weights, batches: int) -> dict:
         framework = "JAX" if name.startswith("jax") else "PyTorch"
         label = f"{framework} {state_gradient.replace('_', ' ')}"
         result[label] = (model_class(weights, state_gradient), 1, framework)
+        if framework == "PyTorch":
+            one_thread = model_class(weights, state_gradient, threads=1)
+            result[f"{label}, 1 thread"] = (one_thread, 1, framework)
     return result
 
 
@@ -112,22 +129,34 @@ def time_mode(models: dict, mode: str, x, y, rounds: int, calls: int, warmup: in
     )
 
 
+KERAS_PER_BATCH = ("tf_gradrnn XLA", "tf_gradrnn no XLA")  # train_on_batch / predict_on_batch
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}"
+
+
+def fastest(medians: dict, labels) -> str | None:
+    labels = list(labels)
+    return min(labels, key=medians.get) if labels else None
+
+
 def table(size_name: str, mode: str, times: dict, models: dict) -> list[str]:
     medians = {label: float(np.median(t)) for label, t in times.items()}
-    best = {}
-    for label, median in medians.items():
-        framework = models[label][2]
-        if framework not in best or median < medians[best[framework]]:
-            best[framework] = label
-    ours_best = medians[best["tf_gradrnn"]]
-    peers_best = min(m for label, m in medians.items() if models[label][2] != "tf_gradrnn")
+    best = {
+        framework: fastest(medians, (label for label in medians if models[label][2] == framework))
+        for framework in {m[2] for m in models.values()}
+    }
+    ours_best = medians.get(best.get("tf_gradrnn"))
+    peer = fastest(medians, (label for label in medians if models[label][2] != "tf_gradrnn"))
+    peers_best = medians.get(peer)
     lines = []
     for label, median in medians.items():
-        q25, q75 = np.percentile(times[label], [25, 75])
         mark = " (best)" if best[models[label][2]] == label else ""
+        spread = timing.iqr(times[label])
         lines.append(
-            f"| {size_name} | {mode} | {label}{mark} | {median:.2f} | {q75 - q25:.2f} "
-            f"| {median / peers_best:.2f} | {median / ours_best:.2f} |"
+            f"| {size_name} | {mode} | {label}{mark} | {median:.2f} | {spread:.2f} "
+            f"| {ratio(median, peers_best)} | {ratio(median, ours_best)} |"
         )
     return lines
 
@@ -135,31 +164,21 @@ def table(size_name: str, mode: str, times: dict, models: dict) -> list[str]:
 def summary(rows: list[tuple]) -> list[str]:
     lines = [
         "| size | mode | tf_gradrnn best (ms) | best hand-written (ms) | tf_gradrnn / best "
-        "hand-written | tf_gradrnn, per-batch call (ms) | that / best hand-written |",
+        "hand-written | Keras per-batch call (ms) | that / best hand-written |",
         "|---|---|---|---|---:|---|---:|",
     ]
     for size_name, mode, times, models in rows:
         medians = {label: float(np.median(t)) for label, t in times.items()}
-        ours_label = min(
-            (label for label in medians if models[label][2] == "tf_gradrnn"), key=medians.get
-        )
-        peer_label = min(
-            (label for label in medians if models[label][2] != "tf_gradrnn"), key=medians.get
-        )
-        per_batch = min(
-            (
-                label
-                for label in medians
-                if models[label][2] == "tf_gradrnn" and models[label][1] == 1
-            ),
-            key=medians.get,
-        )
+        ours = fastest(medians, (label for label in medians if models[label][2] == "tf_gradrnn"))
+        peer = fastest(medians, (label for label in medians if models[label][2] != "tf_gradrnn"))
+        per_batch = fastest(medians, (label for label in medians if label in KERAS_PER_BATCH))
+        if ours is None or peer is None:
+            continue
         lines.append(
-            f"| {size_name} | {mode} | {medians[ours_label]:.2f} ({ours_label}) "
-            f"| {medians[peer_label]:.2f} ({peer_label}) "
-            f"| {medians[ours_label] / medians[peer_label]:.2f} "
+            f"| {size_name} | {mode} | {medians[ours]:.2f} ({ours}) "
+            f"| {medians[peer]:.2f} ({peer}) | {ratio(medians[ours], medians[peer])} "
             f"| {medians[per_batch]:.2f} ({per_batch}) "
-            f"| {medians[per_batch] / medians[peer_label]:.2f} |"
+            f"| {ratio(medians[per_batch], medians[peer])} |"
         )
     return lines
 
@@ -178,16 +197,16 @@ def versions() -> str:
     )
 
 
-def report(args, command, checks, rows, load) -> str:
+def section(args, command, checks, rows, load) -> str:
     lines = [
-        BEGIN,
         "## tf_gradrnn against hand-written JAX and PyTorch (`compare.py`)",
         "",
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; CPU: {os.cpu_count()} "
         f"cores; load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f}",
         f"- versions: {versions()}",
         f"- command: `{command}`",
-        f"- float32; {args.warmup} warm-up calls per variant after the first, then {args.rounds} "
+        f"- OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (PyTorch's idle threads sleep); "
+        f"float32; {args.warmup} warm-up calls per variant after the first, then {args.rounds} "
         f"rounds of {args.calls} calls per variant, interleaved; ms per batch, median and IQR "
         "over all calls.",
         "- equal before timing (float64, max |peer - tf_gradrnn| / max |tf_gradrnn| over y, "
@@ -196,8 +215,8 @@ def report(args, command, checks, rows, load) -> str:
         "",
         *summary(rows),
         "",
-        "tf_gradrnn best: the fastest tf_gradrnn variant; per-batch call: the fastest of "
-        "train_on_batch / predict_on_batch (one Python call per batch, as the peers' calls are).",
+        "tf_gradrnn best: the fastest tf_gradrnn variant; Keras per-batch call: the faster of "
+        "train_on_batch / predict_on_batch with and without XLA (one Keras call per batch).",
         "",
         "| size | mode | variant | median ms | IQR ms | / best hand-written | / best of its "
         "framework |",
@@ -205,19 +224,7 @@ def report(args, command, checks, rows, load) -> str:
     ]
     for size_name, mode, times, models in rows:
         lines += table(size_name, mode, times, models)
-    lines.append(END)
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replaces the text between BEGIN and END in `path` (or appends it)."""
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
-    path.write_text(text)
 
 
 def parse_args(argv):
@@ -226,15 +233,21 @@ def parse_args(argv):
     )
     parser.add_argument("--sizes", default=None, help="comma-separated (small,medium,large)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per case (8)")
-    parser.add_argument("--calls", type=int, default=None, help="calls per variant a round (3)")
+    parser.add_argument("--calls", type=int, default=None, help="calls per variant a round (2)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=10, help="batches per fit/predict call")
+    parser.add_argument("--batches", type=int, default=5, help="batches per fit/predict call")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--frameworks",
+        default="tf_gradrnn,JAX,PyTorch",
+        help="comma-separated subset of tf_gradrnn,JAX,PyTorch: time only these (all of them "
+        "are still checked equal); one framework alone shows what sharing a process costs it",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny size, 2 rounds, prints only")
     args = parser.parse_args(argv)
     args.sizes = (args.sizes or ("tiny" if args.quick else "small,medium,large")).split(",")
     args.rounds = args.rounds or (2 if args.quick else 8)
-    args.calls = args.calls or (1 if args.quick else 3)
+    args.calls = args.calls or (1 if args.quick else 2)
     if args.output is None and not args.quick:
         args.output = DEFAULT_OUTPUT
     unknown = [s for s in args.sizes if s not in SIZES]
@@ -258,15 +271,20 @@ def main(argv=None) -> int:
         size = SIZES[size_name]
         x, y = batch_data(size)
         for mode in MODES:
-            models = variants(size, initial_weights(size), args.batches)
+            frameworks = args.frameworks.split(",")
+            models = {
+                label: m
+                for label, m in variants(size, initial_weights(size), args.batches).items()
+                if m[2] in frameworks
+            }
             times = time_mode(models, mode, x, y, args.rounds, args.calls, args.warmup)
             rows.append((size_name, mode, times, models))
             for label, t in times.items():
                 print(f"{size_name} {mode} {label}: {np.median(t):.2f} ms", flush=True)
-    section = report(args, command, checks, rows, (load_start, os.getloadavg()[0]))
-    print(section)
+    text = section(args, command, checks, rows, (load_start, os.getloadavg()[0]))
+    print(text)
     if args.output is not None:
-        write_section(args.output, section)
+        report.write_section(args.output, "compare.py", text)
         print(f"wrote {args.output}")
     return 0
 

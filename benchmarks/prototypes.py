@@ -19,6 +19,9 @@ weight variables, and applies the SGD step; for infer, runs the variant. Variant
   lean loop             a bare tf.while_loop over TensorArrays, weights read once, no mask
                         handling and no extra trace of the step before the loop
   lean loop, unroll k   the same, k steps per loop iteration (T divisible by k)
+  whole-sequence custom gradient
+                        `sequence_gradient.py`: a hand-written backward pass for the whole
+                        sequence, four matmuls per step, the weight gradients after the loop
 
 Before timing, each variant's loss gradient is compared in float64 with the library's by a
 tape around the layer: max |variant - library| / max |library| per weight, must be < 1e-12.
@@ -34,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import ours  # noqa: E402
+import sequence_gradient  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import timing  # noqa: E402
 
@@ -42,6 +46,7 @@ from keras.src.backend import rnn as keras_rnn  # noqa: E402
 from spec import LEARNING_RATE, SIZES, batch_data, initial_weights  # noqa: E402
 
 TOLERANCE = 1e-12
+ONLY: set[str] = set()  # variants to run (all when empty)
 
 
 def closed_form(model, read_once: bool):
@@ -90,6 +95,11 @@ def lean_loop(model, x, unroll: int = 1):
     return tf.transpose(outputs.stack())[:, :, None]
 
 
+def custom_gradient(model, x):
+    weights = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+    return sequence_gradient.sequence_outputs(x, *weights)[:, :, None]
+
+
 def variants(size) -> dict:
     result = {
         "library": library,
@@ -100,7 +110,8 @@ def variants(size) -> dict:
     for k in (2, 5):
         if size.steps % k == 0:
             result[f"lean loop, unroll {k}"] = functools.partial(lean_loop, unroll=k)
-    return result
+    result["whole-sequence custom gradient"] = custom_gradient
+    return {name: f for name, f in result.items() if not ONLY or name in ONLY}
 
 
 def variant_model(size, name: str, weights, jit_compile: bool = False):
@@ -161,8 +172,14 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--no-xla", action="store_true", help="harness without jit_compile")
+    parser.add_argument("--only", nargs="+", default=None, help="variant names (library always)")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
+    if args.only:
+        unknown = set(args.only) - set(variants(size))
+        if unknown:
+            parser.error(f"unknown variants {sorted(unknown)}; choose from {list(variants(size))}")
+        ONLY.update(["library", *args.only])
     worst = check(size)
     print("float64 gradients vs the library:", ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
     calls = step_functions(size, jit_compile=not args.no_xla)

@@ -147,7 +147,39 @@ def test_compare_quick_run_replaces_only_its_section(tmp_path):
     summary = [row for row in rows if row[2][0].isdigit()]
     assert [row[1] for row in summary] == ["train", "infer"]
     variants = [row for row in rows if not row[2][0].isdigit()]
-    assert len(variants) == 2 * 7, report  # 3 tf_gradrnn + 4 peer variants per mode
+    assert len(variants) == 2 * 10, report  # 4 tf_gradrnn + 6 peer variants per mode
     for row in variants:
         assert float(row[3]) > 0 and float(row[5]) > 0, row
     assert "tiny: " in report.split("equal before timing")[1]
+
+
+def test_prototypes_equal_the_library_and_are_timed():
+    result = run_script("prototypes.py", ["--size", "tiny", "--rounds", "1", "--calls", "1"], 600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    check = next(line for line in result.stdout.splitlines() if line.startswith("float64"))
+    values = [float(v) for v in re.findall(r" (\d\.\de[+-]\d+)", check)]
+    assert len(values) == 6 and max(values) < 1e-12, check  # tiny: T = 5, no unroll 2
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows][:2] == ["library", "library, unroll=True"]
+    assert all(float(row.split("|")[2]) > 0 for row in rows), rows
+
+
+def test_threads_script_reports_each_setting():
+    args = ["--size", "tiny", "--settings", "1,1", "2,1", "--rounds", "1", "--calls", "2"]
+    result = run_script("threads.py", args, 600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row[0].strip() for row in rows[1:]] == ["1,1", "2,1"]
+    assert all(float(cell) > 0 for row in rows[1:] for cell in row[1:]), rows
+
+
+@needs_peers
+def test_anatomy_times_both_frameworks_and_counts_loop_kernels(tmp_path):
+    result = run_script("anatomy.py", ["--size", "tiny", "--rounds", "1", "--calls", "1"], 600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {line.split("|")[1].strip() for line in result.stdout.splitlines() if "|" in line}
+    assert {"train_on_batch", "JAX train step", "XLA call floor, JAX"} <= rows, rows
+    result = run_script("anatomy.py", ["--size", "tiny", "--hlo", str(tmp_path)], 600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    loops = [line.split("|")[1:3] for line in result.stdout.splitlines() if "| tf_gradrnn" in line]
+    assert sorted(loop.strip() for _, loop in loops) == ["backward", "forward"], loops

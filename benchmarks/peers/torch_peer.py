@@ -3,8 +3,10 @@
 
     y_t, h_t = F(x_t, h_{t-1}), dF/dh(x_t, h_{t-1})     (see benchmarks/spec.py)
 
-`Model(weights, state_gradient)` holds the weights as leaf tensors (their dtype is the compute
-dtype) and offers the interface of `jax_peer.Model`:
+`Model(weights, state_gradient, threads=None)` holds the weights as leaf tensors (their dtype
+is the compute dtype) and offers the interface of `jax_peer.Model`; `threads` is PyTorch's
+intra-op thread count for its calls (default: PyTorch's, one per core). On a machine shared
+with other jobs, one thread can win: OpenMP's parallel regions wait for every thread.
 
     as_input(array)                     NumPy -> a torch tensor, once before timing
     infer(x) -> y                       x: (B, T, D) -> y: (B, T, 1), a NumPy array
@@ -59,9 +61,17 @@ def forward(params, x, step, create_graph):
 
 
 class Model:
-    def __init__(self, weights, state_gradient: str = "by_hand", learning_rate: float = 1e-3):
+    def __init__(
+        self,
+        weights,
+        state_gradient: str = "by_hand",
+        learning_rate: float = 1e-3,
+        threads: int | None = None,
+    ):
         if state_gradient not in STATE_GRADIENTS:
             raise ValueError(f"state_gradient must be one of {STATE_GRADIENTS}")
+        # torch.set_num_threads is process-wide, so each call sets its model's own count.
+        self.threads = threads or torch.get_num_threads()
         self.by_hand = state_gradient == "by_hand"
         self.step = step_by_hand if self.by_hand else step_autodiff
         self.params = [torch.tensor(np.asarray(w)).requires_grad_() for w in weights]
@@ -72,6 +82,7 @@ class Model:
         return torch.tensor(np.asarray(array), dtype=self.dtype)
 
     def infer(self, x):
+        torch.set_num_threads(self.threads)
         if self.by_hand:
             with torch.inference_mode():
                 return forward(self.params, x, self.step, False).numpy()
@@ -81,6 +92,7 @@ class Model:
         return torch.mean((forward(self.params, x, self.step, True) - y) ** 2)
 
     def train_step(self, x, y):
+        torch.set_num_threads(self.threads)
         loss = self._loss(x, y)
         loss.backward()
         with torch.no_grad():
