@@ -2,7 +2,8 @@
 
 Run from the repository root (a full run takes tens of minutes on 2 CPU cores; --quick, seconds):
 
-    python benchmarks/bench.py                       # small, medium, large on CPU -> RESULTS.md
+    python benchmarks/bench.py                       # small, medium, large on CPU -> its
+                                                     # section of RESULTS.md (report.py)
     python benchmarks/bench.py --sizes small --reps 5 --output /tmp/RESULTS.md
     python benchmarks/bench.py --device gpu          # on '/GPU:0'
     python benchmarks/bench.py --quick               # tiny size, 3 reps, prints only
@@ -27,7 +28,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,26 +41,14 @@ import tensorflow as tf  # noqa: E402
 
 import tf_gradrnn  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_section  # noqa: E402
+from spec import LEARNING_RATE, SIZES, Size, initial_weights  # noqa: E402
+
 RESULT_PREFIX = "BENCH_RESULT "
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "RESULTS.md"
-LEARNING_RATE = 1e-3
 
 
-@dataclass(frozen=True)
-class Size:
-    batch: int  # B
-    steps: int  # T
-    features: int  # D
-    units: int  # H, the state size
-    hidden: int  # U, the width of both hidden layers of F
-
-
-SIZES = {
-    "tiny": Size(batch=4, steps=5, features=3, units=4, hidden=8),
-    "small": Size(batch=32, steps=50, features=8, units=16, hidden=64),
-    "medium": Size(batch=128, steps=100, features=16, units=32, hidden=128),
-    "large": Size(batch=256, steps=200, features=32, units=64, hidden=256),
-}
 IMPLEMENTATIONS = {
     # key: (label, jit_compile)
     "naive": ("naive (tf.function, no XLA)", False),
@@ -125,19 +114,6 @@ class NaiveGradientCell(keras.layers.Layer):
                 z = layer(z)
             f = self.output_layer(z)
         return f, [tape.gradient(f, h)]
-
-
-def initial_weights(size: Size, seed: int = 0) -> list[np.ndarray]:
-    """Glorot-uniform kernels and zero biases (the package's default init), in the order
-    [W_1, b_1, W_2, b_2, w_out, b_out] that both implementations use."""
-    rng = np.random.default_rng(seed)
-    widths = [size.features + size.units, size.hidden, size.hidden, 1]
-    weights = []
-    for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
-        weights.append(rng.uniform(-limit, limit, (fan_in, fan_out)).astype("float32"))
-        weights.append(np.zeros(fan_out, "float32"))
-    return weights
 
 
 def build_model(implementation: str, size: Size) -> keras.Model:
@@ -364,9 +340,9 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         if not r["finite"]:
             notes.append(f"{name}: non-finite outputs or loss in the last repetition.")
     lines = [
-        "# tf_gradrnn benchmark",
+        "## tf_gradrnn against a naive Keras cell (`bench.py`)",
         "",
-        "## Machine",
+        "### Machine",
         "",
         f"- date: {machine['date']}",
         f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable)",
@@ -375,7 +351,7 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         "- versions: " + ", ".join(f"{k} {v}" for k, v in matmul["versions"].items()),
         f"- platform: {platform.platform()}",
         "",
-        "## Command",
+        "### Command",
         "",
         "```",
         command,
@@ -389,19 +365,19 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         "train = model.train_on_batch (forward, second-order backward, SGD update); "
         "infer = model.predict_on_batch.",
         "",
-        "## FLOP count",
+        "### FLOP count",
         "",
         "```",
         FLOP_FORMULA,
         "```",
         "",
-        "## Matmul reference",
+        "### Matmul reference",
         "",
         f"{matmul['n']}x{matmul['n']} @ {matmul['n']}x{matmul['n']} float32, median of "
         f"{matmul['reps']}: {matmul['median_ms']:.2f} ms (IQR "
         f"{matmul['q75_ms'] - matmul['q25_ms']:.2f} ms) = {matmul['gflops']:.1f} GFLOP/s",
         "",
-        "## Results",
+        "### Results",
         "",
         *results_table(results, matmul["gflops"]),
         "",
@@ -415,7 +391,7 @@ def build_report(args, command: str, machine: dict, matmul: dict, results: list[
         "first call's outputs (infer) or first SGD weight update (train): the implementations "
         "compute the same thing. (best) marks the faster package configuration per case.",
         "",
-        "## Notes",
+        "### Notes",
         "",
         *([f"- {n}" for n in notes] or ["- none"]),
         "",
@@ -520,8 +496,7 @@ def main(argv=None) -> int:
     print()
     print(report)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
+        write_section(args.output, "bench.py", report)
         print(f"wrote {args.output}")
     return 0
 
