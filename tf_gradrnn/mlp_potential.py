@@ -151,8 +151,13 @@ class MLPPotential(keras.layers.Layer):
             )
         backprop = _BACKPROP[name]
         if weights is None:
+            # Read each variable once, here, rather than at every use inside a caller's time
+            # loop: a read inside the loop makes the backward pass keep a copy of the weight
+            # per step (seen in XLA's HLO; benchmarks/RESULTS.md, "weights read once").
             weights = [
-                w for layer in (*self.hidden_layers, self.output_layer) for w in layer.weights
+                tf.convert_to_tensor(w)
+                for layer in (*self.hidden_layers, self.output_layer)
+                for w in layer.weights
             ]
         kernels, biases = weights[0::2], weights[1::2]
         w_x = kernels[0][:features]
