@@ -24,7 +24,8 @@ class CellRNN(keras.layers.RNN):
     entry of `cell.state_size`, floating point and with the inputs' batch size (asserted at
     run time when a batch size is unknown while tracing). A sequence of 0 steps gives outputs
     `(batch, 0, output_size)` and the initial state as the final state; it has no last output,
-    so with `return_sequences=False` it is an error.
+    so with `return_sequences=False` it is an error. The time loop, Keras' own, runs the cell's
+    `step_function`, as `run_with_states` does.
     """
 
     CELL_CLASS: type[ScalarNetworkCell]
@@ -63,9 +64,14 @@ class CellRNN(keras.layers.RNN):
             initial_state = self._checked_initial_state(sequences, initial_state)
         if sequences.shape[1] == 0:
             if not self.return_sequences:
-                raise self._no_last_output()
+                raise ValueError(
+                    f"{type(self).__name__} got sequences of 0 time steps; with "
+                    "return_sequences=False there is no last output. Give at least one time "
+                    "step, or use return_sequences=True."
+                )
+            shape = [tf.shape(sequences)[0], 0, self.cell.output_size]
+            outputs = tf.zeros(shape, self.compute_dtype)
             states = self._initial_state(sequences, initial_state)
-            outputs = self._no_outputs(sequences)
             return (outputs, *states) if self.return_state else outputs
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
@@ -116,9 +122,7 @@ class CellRNN(keras.layers.RNN):
             )
         if initial_state is not None:
             initial_state = self._checked_initial_state(sequences, initial_state)
-        initial_state = [
-            tf.cast(s, self.compute_dtype) for s in self._initial_state(sequences, initial_state)
-        ]
+        initial_state = self._initial_state(sequences, initial_state)
         if mask is not None:
             mask = tf.cast(mask, tf.bool)
         step = self.cell.step_function(training=training)
@@ -206,25 +210,13 @@ class CellRNN(keras.layers.RNN):
             return_all_outputs=return_all,
         )
 
-    def _no_outputs(self, sequences):
-        """The outputs of 0 steps: zeros of shape (batch, 0, output_size)."""
-        shape = [tf.shape(sequences)[0], 0, self.cell.output_size]
-        return tf.zeros(shape, self.compute_dtype)
-
-    def _no_last_output(self) -> ValueError:
-        return ValueError(
-            f"{type(self).__name__} got sequences of 0 time steps; with return_sequences=False "
-            "there is no last output. Give at least one time step, or use "
-            "return_sequences=True."
-        )
-
     def _initial_state(self, sequences, initial_state):
-        """`initial_state`, or the default: a stateful layer's state, else zeros."""
-        if initial_state is not None:
-            return [tf.cast(s, self.compute_dtype) for s in initial_state]
-        if self.stateful:
-            return [tf.convert_to_tensor(s) for s in self.states]
-        return self.get_initial_state(tf.shape(sequences)[0])
+        """`initial_state`, or the default: a stateful layer's state, else zeros; in the
+        compute dtype."""
+        if initial_state is None:
+            batch = tf.shape(sequences)[0]
+            initial_state = self.states if self.stateful else self.get_initial_state(batch)
+        return [keras.ops.cast(s, self.compute_dtype) for s in initial_state]
 
     def _checked_initial_state(self, sequences, initial_state) -> list:
         """`initial_state` as a list of tensors, after checking it against `cell.state_size`."""
@@ -263,7 +255,8 @@ class CellRNN(keras.layers.RNN):
                 same = tf.debugging.assert_equal(
                     tf.shape(state)[0],
                     tf.shape(sequences)[0],
-                    message=f"{name} {what} must have the batch size of the inputs",
+                    message=f"{name} {what} has another batch size than the inputs; give one "
+                    "initial state per sequence",
                 )
                 with tf.control_dependencies([same]):
                     state = tf.identity(state)
