@@ -36,17 +36,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rss import resident_mb  # benchmarks/rss.py, beside this script
+
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "MEMORY.md"
 RESULT_PREFIX = "MEMORY_RESULT "
 TIMEOUT = 900  # seconds for one T
-
-
-def resident_mb(field: str = "VmRSS") -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def peak_mb() -> float:

@@ -197,7 +197,8 @@ def initial_states(initial_state, sequences, name: str, names, sizes) -> list:
             same = tf.debugging.assert_equal(
                 tf.shape(state)[0],
                 tf.shape(sequences)[0],
-                message=f"{name} {what} must have the batch size of the inputs",
+                message=f"{name} {what} has another batch size than the inputs; give one "
+                "initial state per sequence",
             )
             with tf.control_dependencies([same]):
                 state = tf.identity(state)

@@ -1,4 +1,6 @@
-"""The resident memory of this process, from Linux's /proc, for the memory tests."""
+"""The resident memory (RSS) of this process, from Linux's /proc: the one reader that
+benchmarks/memory.py and the memory tests (tests/test_memory.py, tests/test_cli_hostile_inputs.py)
+share. The tests find it because pyproject.toml puts benchmarks/ on pytest's import path."""
 
 
 def resident_mb(field: str = "VmRSS") -> float:
