@@ -559,3 +559,12 @@ def test_bounded_state_trains():
     )
     assert np.all(np.isfinite(history.history["loss"]))
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_zero_input_features_are_refused_before_onednn_aborts():
+    # Once a process abort in oneDNN at fit; now a ValueError at build, for the layer and
+    # for the bare cell inside keras.layers.RNN.
+    with pytest.raises(ValueError, match="needs at least one input feature.*\\(4, 0\\)"):
+        GradientRNN(3, hidden_units=(4,))(np.zeros((4, 5, 0), "float32"))
+    with pytest.raises(ValueError, match="needs at least one input feature"):
+        keras.layers.RNN(tf_gradrnn.GradientRNNCell(3))(np.zeros((4, 5, 0), "float32"))

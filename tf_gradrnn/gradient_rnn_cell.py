@@ -138,6 +138,12 @@ class GradientRNNCell(ScalarNetworkCell):
 
     def build(self, input_shape):
         super().build(input_shape)
+        if self.features == 0:
+            # A (batch, 0) x (0, units) matmul aborts the whole process in oneDNN (at fit).
+            raise ValueError(
+                f"{type(self).__name__} needs at least one input feature, got inputs of shape "
+                f"{tuple(input_shape)}: F(x_t, h) with no x_t has no input to follow."
+            )
         if self.potential.compute_dtype != self.compute_dtype:
             raise ValueError(
                 f"The potential computes in {self.potential.compute_dtype} but the cell in "
