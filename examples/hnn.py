@@ -46,6 +46,8 @@ parser.add_argument("--full", action="store_true", help="the paper's sizes (else
 parser.add_argument("--plots", default=None, help="directory for energy-over-time PNGs")
 parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2,3,4")
 args = parser.parse_args()
+if args.plots:  # made (or refused) now, not after minutes of training
+    os.makedirs(args.plots, exist_ok=True)
 # H's output bias does not change dH/dx, so it never gets a gradient; Keras warns about it.
 warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
 # Every seed and system builds new models, so TensorFlow traces new functions on purpose.
