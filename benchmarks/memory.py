@@ -222,6 +222,17 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+HAND_WRITTEN = "\n## What the numbers say"
+
+
+def _hand_written(path: Path) -> str:
+    """The hand-written section of an existing report (from its heading on), kept on rerun."""
+    if not path.is_file():
+        return ""
+    old = path.read_text()
+    return "\n" + old[old.index(HAND_WRITTEN) + 1 :] if HAND_WRITTEN in old else ""
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.child:
@@ -246,7 +257,7 @@ def main(argv=None) -> int:
         print(table(results, variants)[-1], flush=True)
     text = report(args, command.strip(), results, variants)
     print("\n" + text)
-    args.output.write_text(text)
+    args.output.write_text(text + _hand_written(args.output))
     print(f"Wrote {args.output}")
     return 0
 
